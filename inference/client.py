@@ -1,0 +1,108 @@
+"""Streaming chat completions from an OpenAI-compatible server (vLLM) with the ``openai``
+async client, turning transport failures into two clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+
+
+class ModelServerError(Exception):
+    """The model server failed while answering (it may have sent part of a reply)."""
+
+
+class ModelUnavailable(ModelServerError):
+    """The model server could not be reached or refused the request before streaming."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    base_url: str
+    api_key: str = "not-needed"
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One piece of a streamed reply: text, and on the last events the finish reason and
+    token usage."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+# One client (and connection pool) per event loop and server: httpx pools are bound to the loop
+# that made them.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[ServerConfig, AsyncOpenAI]]
+_clients = weakref.WeakKeyDictionary()
+
+
+def get_client(config: ServerConfig) -> AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
+    client = per_loop.get(config)
+    if client is None:
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        client = AsyncOpenAI(
+            base_url=config.base_url, api_key=config.api_key, timeout=timeout, max_retries=0
+        )
+        per_loop[config] = client
+    return client
+
+
+async def stream_chat(
+    config: ServerConfig,
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    temperature: float = 0.7,
+    seed: int | None = None,
+) -> AsyncIterator[StreamEvent]:
+    """Yield the reply as it streams. Closing the generator (e.g. on cancel) closes the HTTP
+    response, which makes vLLM abort the request."""
+    client = get_client(config)
+    try:
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ModelUnavailable(f"cannot reach the model server at {config.base_url}") from exc
+    except openai.APIStatusError as exc:
+        raise ModelUnavailable(
+            f"the model server refused the request ({exc.status_code}): {_short(exc.message)}"
+        ) from exc
+    try:
+        async with stream:
+            async for chunk in stream:
+                usage = chunk.usage
+                for choice in chunk.choices:
+                    text = choice.delta.content or "" if choice.delta else ""
+                    if text or choice.finish_reason:
+                        yield StreamEvent(text=text, finish_reason=choice.finish_reason)
+                if usage is not None:
+                    yield StreamEvent(
+                        prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens,
+                    )
+    except (openai.APIError, httpx.HTTPError) as exc:
+        raise ModelServerError(f"the model server failed mid-reply: {_short(str(exc))}") from exc
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""Training and evaluation of the tutor: plain Python, no Django import."""

@@ -1,0 +1,29 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    STUDENT = "student", "Student"
+    TEACHER = "teacher", "Teacher"
+    ADMIN = "admin", "Admin"
+
+
+class User(AbstractUser):
+    """A platform user. Every user has exactly one role; permissions follow from it."""
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.STUDENT)
+
+    @property
+    def is_student(self) -> bool:
+        return self.role == Role.STUDENT
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role == Role.TEACHER
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == Role.ADMIN or self.is_superuser
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.username

@@ -1,0 +1,234 @@
+"""The tutor chat socket: one per tutoring session (see docs/protocol.md).
+
+The student's message is stored before the model sees it. The reply streams from the model
+server in a task of its own, so the socket keeps reading (a Stop arrives while the reply is
+being written) and one slow reply never holds up another socket. The tutor message is written
+once, when the reply ends, is stopped, fails, or the socket drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from inference.client import ModelServerError, ModelUnavailable, ServerConfig, stream_chat
+from inference.coalesce import DeltaCoalescer
+from inference.thinking import ThinkStripper
+
+from . import services
+from .frames import FrameError, clean_text, parse_frame, parse_student_message
+from .models import TutoringSession
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+def model_server_config() -> ServerConfig:
+    return ServerConfig(
+        base_url=settings.TUTOR_MODEL_BASE_URL,
+        api_key=settings.TUTOR_MODEL_API_KEY,
+        connect_timeout=settings.TUTOR_MODEL_CONNECT_TIMEOUT,
+        read_timeout=settings.TUTOR_MODEL_READ_TIMEOUT,
+    )
+
+
+class TutorConsumer(AsyncWebsocketConsumer):
+    session: TutoringSession | None = None
+    reply_task: asyncio.Task | None = None
+    socket_open: bool = False
+
+    # ---- connection -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self.accept()
+        self.socket_open = True
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self._refuse("unauthenticated", "Please log in again.", CLOSE_UNAUTHENTICATED)
+            return
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        try:
+            self.session = await database_sync_to_async(services.load_session_for)(
+                user, session_id
+            )
+        except PermissionError:
+            logger.warning("user %s tried to open session %s", user.pk, session_id)
+            await self._refuse("forbidden", "This is not your session.", CLOSE_FORBIDDEN)
+            return
+        if self.session is None:
+            await self._refuse("not_found", "There is no such session.", CLOSE_NOT_FOUND)
+            return
+        await self.send_json(await database_sync_to_async(services.transcript_payload)(self.session))
+
+    async def disconnect(self, code: int) -> None:
+        self.socket_open = False
+        task = self.reply_task
+        if task is not None and not task.done():
+            task.cancel()
+            # The task stores the partial reply before it ends.
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _refuse(self, code: str, detail: str, close_code: int) -> None:
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+        self.socket_open = False
+        await self.close(code=close_code)
+
+    # ---- frames -----------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return
+        try:
+            frame = parse_frame(text_data, bytes_data, settings.TUTOR_MAX_FRAME_BYTES)
+            handler = self.handlers.get(frame["type"])
+            if handler is None:
+                raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
+            await handler(self, frame)
+        except FrameError as exc:
+            await self.send_json(exc.as_frame())
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        message = parse_student_message(frame, settings.TUTOR_MAX_MESSAGE_CHARS)
+        client_id = str(message.client_id) if message.client_id else None
+        if self.reply_task is not None and not self.reply_task.done():
+            raise FrameError(
+                "busy", "The tutor is still answering; wait or press Stop first.", client_id
+            )
+        await self._require_open(client_id)
+        stored, created = await database_sync_to_async(services.store_student_message)(
+            self.session, message.text, message.client_id
+        )
+        await self.send_json({"type": "message", "message": services.message_payload(stored)})
+        if created:
+            self.reply_task = asyncio.create_task(self._write_reply())
+
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        if self.reply_task is not None and not self.reply_task.done():
+            self.reply_task.cancel()
+
+    async def on_answer(self, frame: dict[str, Any]) -> None:
+        answer = clean_text(
+            frame.get("answer"), field="answer", max_chars=settings.TUTOR_MAX_ANSWER_CHARS
+        )
+        await self._require_open(None)
+        attempt = await database_sync_to_async(services.submit_answer)(self.session, answer)
+        await self.send_json(
+            {
+                "type": "answer.result",
+                "attempt": services.attempt_payload(attempt),
+                "session": services.session_payload(self.session),
+            }
+        )
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    handlers = {"message": on_message, "stop": on_stop, "answer": on_answer, "ping": on_ping}
+
+    async def _require_open(self, client_id: str | None) -> None:
+        await database_sync_to_async(self.session.refresh_from_db)(fields=["status", "outcome"])
+        if self.session.status != TutoringSession.Status.OPEN:
+            raise FrameError(
+                "session_closed",
+                "You already solved this problem. Start a new session to keep practising.",
+                client_id,
+            )
+
+    # ---- the tutor's reply ------------------------------------------------------------------
+
+    async def _write_reply(self) -> None:
+        reply_id = uuid.uuid4().hex
+        await self.send_json({"type": "reply.start", "reply_id": reply_id})
+        prompt = await database_sync_to_async(services.tutor_prompt)(self.session)
+        stripper = ThinkStripper()
+        coalescer = DeltaCoalescer(settings.TUTOR_COALESCE_SECONDS)
+        reply = services.TutorReply(
+            text="", thinking="", partial=False, model_name=settings.TUTOR_MODEL_NAME
+        )
+        visible: list[str] = []
+        hidden: list[str] = []
+        started = time.monotonic()
+        error_frame: dict[str, str] | None = None
+        try:
+            async for event in stream_chat(
+                model_server_config(),
+                model=settings.TUTOR_MODEL_NAME,
+                messages=prompt,
+                max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
+                temperature=settings.TUTOR_TEMPERATURE,
+            ):
+                if event.finish_reason:
+                    reply.finish_reason = event.finish_reason
+                if event.completion_tokens is not None:
+                    reply.prompt_tokens = event.prompt_tokens
+                    reply.completion_tokens = event.completion_tokens
+                if not event.text:
+                    continue
+                if reply.time_to_first_token_ms is None:
+                    reply.time_to_first_token_ms = round((time.monotonic() - started) * 1000)
+                split = stripper.feed(event.text)
+                hidden.append(split.hidden)
+                visible.append(split.visible)
+                ready = coalescer.push(split.visible, time.monotonic())
+                if ready:
+                    await self._send_delta(reply_id, ready)
+        except asyncio.CancelledError:
+            reply.partial = True
+            reply.finish_reason = "stopped" if self.socket_open else "disconnected"
+        except ModelUnavailable as exc:
+            logger.warning("model server unavailable: %s", exc)
+            reply.partial = True
+            reply.error = str(exc)
+            error_frame = {
+                "code": "model_unavailable",
+                "detail": "The tutor is not available right now. Your message is saved; "
+                "please try again in a moment.",
+            }
+        except ModelServerError as exc:
+            logger.warning("model server failed mid-reply: %s", exc)
+            reply.partial = True
+            reply.error = str(exc)
+            error_frame = {
+                "code": "model_failed",
+                "detail": "The tutor stopped unexpectedly. What it wrote is saved; "
+                "please send your message again.",
+            }
+        tail = stripper.finish()
+        visible.append(tail.visible)
+        hidden.append(tail.hidden)
+        reply.text = "".join(visible).strip()
+        reply.thinking = "".join(hidden).strip()
+        reply.duration_ms = round((time.monotonic() - started) * 1000)
+        stored = None
+        if reply.text or reply.thinking:
+            # Shielded: a second cancellation (server shutdown) must not lose the reply.
+            stored = await asyncio.shield(
+                database_sync_to_async(services.store_tutor_reply)(self.session, reply)
+            )
+        if error_frame is not None:
+            await self.send_json({"type": "error", **error_frame})
+        await self.send_json(
+            {
+                "type": "reply.end",
+                "reply_id": reply_id,
+                "message": services.message_payload(stored) if stored else None,
+            }
+        )
+
+    async def _send_delta(self, reply_id: str, text: str) -> None:
+        await self.send_json({"type": "reply.delta", "reply_id": reply_id, "text": text})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        if self.socket_open:
+            await self.send(text_data=json.dumps(content))

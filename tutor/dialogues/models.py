@@ -1,0 +1,87 @@
+from django.conf import settings
+from django.db import models
+
+from tutor.problems.models import Problem
+
+
+class TutoringSession(models.Model):
+    """One student working on one problem with the tutor."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "No answer yet"
+        INCORRECT = "incorrect", "Answered, not yet correct"
+        SOLVED = "solved", "Solved"
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tutoring_sessions"
+    )
+    problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="sessions")
+    # The model (or LoRA adapter) name the tutor was served under when the session began.
+    model_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["student", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.student} on {self.problem}"
+
+
+class Message(models.Model):
+    """A turn in a tutoring session.
+
+    Tutor messages are written once, when the reply ends (or is stopped, or fails): ``partial``
+    marks a reply that did not finish. ``thinking`` holds hidden ``<think>`` text, which only
+    teachers may see.
+    """
+
+    class Role(models.TextChoices):
+        STUDENT = "student", "Student"
+        TUTOR = "tutor", "Tutor"
+
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField(blank=True)
+    thinking = models.TextField(blank=True)
+    client_id = models.UUIDField(null=True, blank=True)
+    partial = models.BooleanField(default=False)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "client_id"], name="unique_client_id_per_session"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:60]}"
+
+
+class AnswerAttempt(models.Model):
+    """A final answer the student submitted, checked against the problem's answer."""
+
+    session = models.ForeignKey(TutoringSession, on_delete=models.CASCADE, related_name="attempts")
+    answer = models.CharField(max_length=300)
+    correct = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -1,0 +1,176 @@
+"""Database work for tutoring sessions, as plain synchronous functions.
+
+The consumer calls these through ``database_sync_to_async``; views call them directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inference.prompts import ProblemContext, Turn, build_tutor_messages
+from training.grading import check_answer
+
+from .models import AnswerAttempt, Message, TutoringSession
+
+
+def session_payload(session: TutoringSession) -> dict:
+    return {
+        "id": session.pk,
+        "status": session.status,
+        "outcome": session.outcome,
+        "problem": {
+            "id": session.problem_id,
+            "title": session.problem.title,
+            "text": session.problem.text,
+        },
+    }
+
+
+def message_payload(message: Message) -> dict:
+    return {
+        "id": message.pk,
+        "role": message.role,
+        "text": message.text,
+        "partial": message.partial,
+        "created_at": message.created_at.isoformat(),
+        "client_id": str(message.client_id) if message.client_id else None,
+    }
+
+
+def attempt_payload(attempt: AnswerAttempt) -> dict:
+    return {
+        "answer": attempt.answer,
+        "correct": attempt.correct,
+        "created_at": attempt.created_at.isoformat(),
+    }
+
+
+def load_session_for(user, session_id: int) -> TutoringSession | None:
+    """The session if ``user`` owns it; ``None`` if it does not exist.
+
+    Raises ``PermissionError`` when it exists but belongs to somebody else.
+    """
+    session = TutoringSession.objects.select_related("problem").filter(pk=session_id).first()
+    if session is None:
+        return None
+    if session.student_id != user.pk:
+        raise PermissionError("this session belongs to another student")
+    return session
+
+
+def transcript_payload(session: TutoringSession) -> dict:
+    session.refresh_from_db()
+    return {
+        "type": "session",
+        "session": session_payload(session),
+        "messages": [message_payload(m) for m in session.messages.all()],
+        "attempts": [attempt_payload(a) for a in session.attempts.all()],
+        "limits": {"max_message_chars": settings.TUTOR_MAX_MESSAGE_CHARS},
+    }
+
+
+def store_student_message(
+    session: TutoringSession, text: str, client_id: uuid.UUID | None
+) -> tuple[Message, bool]:
+    """Store the message; return it and whether it is new (False for a resent client_id)."""
+    if client_id is not None:
+        existing = Message.objects.filter(session=session, client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                session=session, role=Message.Role.STUDENT, text=text, client_id=client_id
+            )
+    except IntegrityError:
+        # The same client_id raced in on another socket of the same student.
+        return Message.objects.get(session=session, client_id=client_id), False
+    TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    return message, True
+
+
+def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
+    problem = session.problem
+    history = [Turn(role=m.role, text=m.text) for m in session.messages.only("role", "text")]
+    return build_tutor_messages(
+        ProblemContext(text=problem.text, final_answer=problem.final_answer, solution=problem.solution),
+        history,
+        instructions=pedagogy_instructions(session),
+        char_budget=settings.TUTOR_HISTORY_CHAR_BUDGET,
+    )
+
+
+def pedagogy_instructions(session: TutoringSession) -> list[str]:
+    """Teacher instructions that apply to this session (classes and assignments add them)."""
+    return []
+
+
+@dataclass
+class TutorReply:
+    text: str
+    thinking: str
+    partial: bool
+    finish_reason: str = ""
+    error: str = ""
+    model_name: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
+
+
+def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
+    message = Message.objects.create(
+        session=session,
+        role=Message.Role.TUTOR,
+        text=reply.text,
+        thinking=reply.thinking,
+        partial=reply.partial,
+        finish_reason=reply.finish_reason,
+        error=reply.error[:300],
+        model_name=reply.model_name,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        time_to_first_token_ms=reply.time_to_first_token_ms,
+        duration_ms=reply.duration_ms,
+    )
+    TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    return message
+
+
+def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
+    """Check and store an answer; a correct one solves and closes the session."""
+    result = check_answer(answer, session.problem.final_answer)
+    with transaction.atomic():
+        locked = TutoringSession.objects.select_for_update().get(pk=session.pk)
+        attempt = AnswerAttempt.objects.create(session=locked, answer=answer, correct=result.correct)
+        if result.correct:
+            locked.outcome = TutoringSession.Outcome.SOLVED
+            locked.status = TutoringSession.Status.CLOSED
+            locked.solved_at = timezone.now()
+        elif locked.outcome == TutoringSession.Outcome.PENDING:
+            locked.outcome = TutoringSession.Outcome.INCORRECT
+        locked.save(update_fields=["outcome", "status", "solved_at", "updated_at"])
+    session.refresh_from_db()
+    return attempt
+
+
+def open_session_for(student, problem) -> TutoringSession:
+    """The student's open session on ``problem``, or a new one."""
+    session = (
+        TutoringSession.objects.filter(
+            student=student, problem=problem, status=TutoringSession.Status.OPEN
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if session is None:
+        session = TutoringSession.objects.create(
+            student=student, problem=problem, model_name=settings.TUTOR_MODEL_NAME
+        )
+    return session

@@ -1,0 +1,50 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from tutor.accounts.decorators import role_required
+from tutor.accounts.models import Role
+from tutor.problems.models import Problem
+
+from . import services
+from .models import TutoringSession
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.role != Role.STUDENT:
+        return render(request, "home_staff.html")
+    sessions = (
+        TutoringSession.objects.filter(student=request.user)
+        .select_related("problem")
+        .order_by("-updated_at")[:20]
+    )
+    problems = Problem.objects.filter(is_active=True).order_by("difficulty", "title")
+    return render(
+        request, "dialogues/student_home.html", {"sessions": sessions, "problems": problems}
+    )
+
+
+@require_POST
+@role_required(Role.STUDENT)
+def start_session(request: HttpRequest, problem_id: int) -> HttpResponse:
+    problem = get_object_or_404(Problem, pk=problem_id, is_active=True)
+    session = services.open_session_for(request.user, problem)
+    return redirect("dialogues:chat", session_id=session.pk)
+
+
+@role_required(Role.STUDENT)
+def chat(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = get_object_or_404(
+        TutoringSession.objects.select_related("problem"), pk=session_id
+    )
+    if session.student_id != request.user.pk:
+        # Not "forbidden": another student's session ids should not be discoverable.
+        raise Http404("No such session.")
+    return render(
+        request,
+        "dialogues/chat.html",
+        {"session": session, "max_chars": settings.TUTOR_MAX_MESSAGE_CHARS},
+    )
