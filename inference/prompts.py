@@ -40,9 +40,7 @@ def build_system_prompt(problem: ProblemContext, instructions: Sequence[str] = (
     ]
     if problem.solution.strip():
         parts.append(f"## Reference solution (for you only)\n{problem.solution.strip()}")
-    parts.append(
-        f"## Final answer (for you only; never reveal it)\n{problem.final_answer.strip()}"
-    )
+    parts.append(f"## Final answer (for you only; never reveal it)\n{problem.final_answer.strip()}")
     cleaned = [line.strip() for line in instructions if line and line.strip()]
     if cleaned:
         listed = "\n".join(f"- {line}" for line in cleaned)

@@ -21,9 +21,9 @@ def tutoring_session(student, problem):
     return TutoringSession.objects.create(student=student, problem=problem)
 
 
-async def receive_until(communicator, frame_type, timeout=10, collect=None):
+async def receive_until(communicator, frame_type, wait=10, collect=None):
     while True:
-        frame = await communicator.receive_json_from(timeout=timeout)
+        frame = await communicator.receive_json_from(timeout=wait)
         if collect is not None:
             collect.append(frame)
         if frame["type"] == frame_type:
@@ -278,9 +278,7 @@ async def test_control_characters_are_stripped_before_storing(
     await ws.disconnect()
 
 
-async def test_answers_are_checked_and_solve_the_session(
-    connect, student, tutoring_session
-):
+async def test_answers_are_checked_and_solve_the_session(connect, student, tutoring_session):
     ws = await connect(tutoring_session.pk, student)
     await ws.receive_json_from()
     await ws.send_json_to({"type": "answer", "answer": "5"})

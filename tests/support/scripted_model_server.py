@@ -16,7 +16,13 @@ import time
 
 from aiohttp import web
 
-NORMAL_CHUNKS = ["<thi", "nk>The answer is 6; do not say it.</th", "ink>Good ", "start! ", "What is $3x$?"]
+NORMAL_CHUNKS = [
+    "<thi",
+    "nk>The answer is 6; do not say it.</th",
+    "ink>Good ",
+    "start! ",
+    "What is $3x$?",
+]
 
 
 def _chunk(text: str | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
@@ -25,8 +31,14 @@ def _chunk(text: str | None = None, finish: str | None = None, usage: dict | Non
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": "scripted",
-        "choices": [] if usage else [
-            {"index": 0, "delta": {"content": text} if text is not None else {}, "finish_reason": finish}
+        "choices": []
+        if usage
+        else [
+            {
+                "index": 0,
+                "delta": {"content": text} if text is not None else {},
+                "finish_reason": finish,
+            }
         ],
     }
     if usage:

@@ -35,7 +35,7 @@ def test_bad_line_names_its_line_number(tmp_path):
     path = tmp_path / "bad.jsonl"
     good = {"qid": 1, "question": "q?", "ground_truth": "a\n 3"}
     path.write_text(json.dumps(good) + "\n{oops\n")
-    with pytest.raises(MathDialFormatError, match="bad.jsonl:2"):
+    with pytest.raises(MathDialFormatError, match=r"bad\.jsonl:2"):
         list(read_mathdial(path))
 
 

