@@ -5,6 +5,7 @@ The consumer calls these through ``database_sync_to_async``; views call them dir
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -14,8 +15,11 @@ from django.utils import timezone
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from training.grading import check_answer
+from training.judges import reveals_answer
 
 from .models import AnswerAttempt, Message, TutoringSession
+
+logger = logging.getLogger(__name__)
 
 
 def session_payload(session: TutoringSession) -> dict:
@@ -142,7 +146,36 @@ def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
         duration_ms=reply.duration_ms,
     )
     TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    queue_turn_check(message)
     return message
+
+
+def queue_turn_check(message: Message) -> None:
+    """Ask a worker to check the turn; a broker outage must not lose the reply."""
+    from .tasks import check_tutor_turn
+
+    if not message.text:
+        return
+    try:
+        check_tutor_turn.delay(message.pk)
+    except Exception:  # the broker is down: the message is stored, the check can be re-run
+        logger.exception("could not queue the turn check for message %s", message.pk)
+
+
+def check_turn(message: Message) -> bool:
+    """Whether the tutor's message revealed the answer; stores the verdict."""
+    session = message.session
+    earlier_student_texts = session.messages.filter(
+        role=Message.Role.STUDENT, created_at__lte=message.created_at
+    ).values_list("text", flat=True)
+    leaked = reveals_answer(
+        message.text,
+        session.problem.final_answer,
+        problem_text=session.problem.text,
+        student_texts=list(earlier_student_texts),
+    )
+    Message.objects.filter(pk=message.pk).update(leaked_answer=leaked)
+    return leaked
 
 
 def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
