@@ -1,11 +1,7 @@
-import os
-
 import pytest
-
-# Playwright's sync API runs an event loop in the test thread; Django's ORM calls in browser
-# tests happen outside it, so this only silences the loop check, not a real hazard.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 @pytest.fixture
 def make_user(django_user_model):
@@ -29,3 +25,40 @@ def problem(db):
         skills=["linear equations"],
         difficulty=2,
     )
+
+
+@pytest.fixture
+def session_cookie():
+    def cookie_for(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return client.cookies["sessionid"].value
+
+    return cookie_for
+
+
+@pytest.fixture
+def connect(session_cookie):
+    """Open the tutor socket for a session as ``user`` (or anonymously)."""
+    opened: list[WebsocketCommunicator] = []
+
+    async def open_socket(session_id: int, user=None) -> WebsocketCommunicator:
+        headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
+        if user is not None:
+            cookie = await database_sync_to_async(session_cookie)(user)
+            headers.append((b"cookie", f"sessionid={cookie}".encode()))
+        communicator = WebsocketCommunicator(
+            _asgi_application(), f"/ws/sessions/{session_id}/", headers=headers
+        )
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        opened.append(communicator)
+        return communicator
+
+    yield open_socket
+
+
+def _asgi_application():
+    from tutor.asgi import application
+
+    return application

@@ -193,7 +193,7 @@ def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
         elif locked.outcome == TutoringSession.Outcome.PENDING:
             locked.outcome = TutoringSession.Outcome.INCORRECT
         locked.save(update_fields=["outcome", "status", "solved_at", "updated_at"])
-    session.refresh_from_db()
+    session.refresh_from_db(fields=["status", "outcome", "solved_at", "updated_at"])
     return attempt
 
 
