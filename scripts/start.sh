@@ -45,7 +45,7 @@ $PY -m celery -A tutor worker --loglevel=INFO --concurrency=1 >"$LOGS/celery.log
 pids+=($!)
 
 echo "==> starting the web server (log: ${LOGS}/web.log)"
-$PY -m uvicorn tutor.asgi:application --host "$HOST" --port "$PORT" --ws websockets \
+$PY -m uvicorn tutor.asgi:application --host "$HOST" --port "$PORT" --ws websockets-sansio \
   >"$LOGS/web.log" 2>&1 &
 pids+=($!)
 

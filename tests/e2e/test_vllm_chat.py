@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def real_model(settings, vllm_server):
-    settings.TUTOR_MODEL_BASE_URL = vllm_server.base_url
+    settings.TUTOR_MODEL_BASE_URL = vllm_server.api_base
     settings.TUTOR_MODEL_NAME = vllm_server.served_model_name
     settings.TUTOR_MAX_REPLY_TOKENS = 60
     settings.TUTOR_TEMPERATURE = 0.0

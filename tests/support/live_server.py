@@ -33,7 +33,7 @@ class LiveASGIServer:
             self.app,
             host="127.0.0.1",
             port=self.port,
-            ws="websockets",
+            ws="websockets-sansio",
             log_level="warning",
             lifespan="off",
         )
