@@ -101,3 +101,20 @@ def test_dropped_connection_reconnects_and_the_transcript_is_whole(
     texts = [m.text for m in Message.objects.filter(session__student=student, role="student")]
     assert texts == ["Where do I start?", "Is it 6?"]
     assert page.locator(".message--student").count() == 2
+
+
+def test_final_answer_is_checked_and_shown(page, asgi_server, student, problem):
+    log_in(page, asgi_server)
+    open_chat(page, asgi_server, problem)
+    page.fill("#answer-input", "5")
+    page.click("#answer-button")
+    expect(page.locator("#outcome")).to_have_attribute("data-outcome", "incorrect")
+    expect(page.locator("#outcome")).to_contain_text("Not quite")
+    page.fill("#answer-input", "12/2")
+    page.click("#answer-button")
+    expect(page.locator("#outcome")).to_have_attribute("data-outcome", "solved")
+    expect(page.locator("#outcome")).to_contain_text("Correct")
+    expect(page.locator("#send-button")).to_be_disabled()
+    session = TutoringSession.objects.get(student=student, problem=problem)
+    assert (session.outcome, session.status) == ("solved", "closed")
+    assert [a.correct for a in session.attempts.all()] == [False, True]
