@@ -150,7 +150,6 @@ class TutorConsumer(AsyncWebsocketConsumer):
     async def _write_reply(self) -> None:
         reply_id = uuid.uuid4().hex
         await self.send_json({"type": "reply.start", "reply_id": reply_id})
-        prompt = await database_sync_to_async(services.tutor_prompt)(self.session)
         stripper = ThinkStripper()
         coalescer = DeltaCoalescer(settings.TUTOR_COALESCE_SECONDS)
         reply = services.TutorReply(
@@ -161,6 +160,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
         started = time.monotonic()
         error_frame: dict[str, str] | None = None
         try:
+            prompt = await database_sync_to_async(services.tutor_prompt)(self.session)
             async for event in stream_chat(
                 model_server_config(),
                 model=settings.TUTOR_MODEL_NAME,
