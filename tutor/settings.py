@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "tutor.accounts",
     "tutor.problems",
     "tutor.dialogues",
+    "tutor.classes",
+    "tutor.reviews",
 ]
 
 MIDDLEWARE = [

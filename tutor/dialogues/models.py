@@ -20,6 +20,21 @@ class TutoringSession(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tutoring_sessions"
     )
     problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="sessions")
+    # Set when the session was opened from an assignment; free practice has neither.
+    classroom = models.ForeignKey(
+        "classes.Classroom",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+    )
+    assignment = models.ForeignKey(
+        "classes.Assignment",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+    )
     # The model (or LoRA adapter) name the tutor was served under when the session began.
     model_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
@@ -30,7 +45,10 @@ class TutoringSession(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["student", "-created_at"])]
+        indexes = [
+            models.Index(fields=["student", "-created_at"]),
+            models.Index(fields=["classroom", "student"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.student} on {self.problem}"
