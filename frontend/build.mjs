@@ -20,6 +20,8 @@ const options = {
     { in: 'src/chat.js', out: 'chat' },
     { in: 'src/chat.css', out: 'chat' },
     { in: 'src/site.css', out: 'site' },
+    { in: 'src/teacher.js', out: 'teacher' },
+    { in: 'src/dashboard.js', out: 'dashboard' },
   ],
   outdir,
   bundle: true,

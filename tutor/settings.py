@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "tutor.dialogues",
     "tutor.classes",
     "tutor.reviews",
+    "tutor.dashboards",
 ]
 
 MIDDLEWARE = [

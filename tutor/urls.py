@@ -17,4 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("", include("tutor.dialogues.urls")),
+    path("classes/", include("tutor.classes.urls")),
+    path("reviews/", include("tutor.reviews.urls")),
+    path("dashboards/", include("tutor.dashboards.urls")),
 ]

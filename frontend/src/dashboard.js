@@ -1,0 +1,1 @@
+// Class dashboard charts (see tutor/dashboards).

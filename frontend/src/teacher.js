@@ -1,0 +1,1 @@
+// Teacher pages: review ratings, live flag notifications (see tutor/reviews).
