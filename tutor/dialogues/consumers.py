@@ -22,6 +22,7 @@ from django.conf import settings
 from inference.client import ModelServerError, ModelUnavailable, ServerConfig, stream_chat
 from inference.coalesce import DeltaCoalescer
 from inference.thinking import ThinkStripper
+from tutor.reviews.services import notify_flag_async
 
 from . import services
 from .frames import FrameError, clean_text, parse_frame, parse_student_message
@@ -106,12 +107,15 @@ class TutorConsumer(AsyncWebsocketConsumer):
                 "busy", "The tutor is still answering; wait or press Stop first.", client_id
             )
         await self._require_open(client_id)
-        stored, created = await database_sync_to_async(services.store_student_message)(
-            self.session, message.text, message.client_id
-        )
+        stored, created, announce = await database_sync_to_async(
+            services.store_and_moderate_student_message
+        )(self.session, message.text, message.client_id)
         await self.send_json({"type": "message", "message": services.message_payload(stored)})
         if created:
             self.reply_task = asyncio.create_task(self._write_reply())
+        if announce is not None:
+            # A high-severity flag on the student's message: tell the teacher now.
+            await notify_flag_async(*announce)
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         if self.reply_task is not None and not self.reply_task.done():

@@ -112,8 +112,16 @@ def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
 
 
 def pedagogy_instructions(session: TutoringSession) -> list[str]:
-    """Teacher instructions that apply to this session (classes and assignments add them)."""
-    return []
+    """Teacher instructions that apply to this session: the class's, then the assignment's.
+
+    Each instruction is one non-blank line of the teacher's text. Free practice has none.
+    """
+    texts = []
+    if session.classroom_id is not None and session.classroom is not None:
+        texts.append(session.classroom.pedagogy_instructions)
+    if session.assignment_id is not None and session.assignment is not None:
+        texts.append(session.assignment.pedagogy_instructions)
+    return [line.strip() for text in texts for line in text.splitlines() if line.strip()]
 
 
 @dataclass
@@ -175,7 +183,33 @@ def check_turn(message: Message) -> bool:
         student_texts=list(earlier_student_texts),
     )
     Message.objects.filter(pk=message.pk).update(leaked_answer=leaked)
+    if leaked:
+        from tutor.reviews.services import flag_answer_leak
+
+        flag_answer_leak(message)
     return leaked
+
+
+def store_and_moderate_student_message(
+    session: TutoringSession, text: str, client_id: uuid.UUID | None
+) -> tuple[Message, bool, tuple[list[str], dict] | None]:
+    """Store the message and run moderation on it in one go (one trip to the DB thread).
+
+    The third item is the notification to send for a new high-severity flag (groups, event),
+    which the consumer sends from async code; ``None`` otherwise.
+    """
+    from tutor.reviews import services as reviews
+
+    message, created = store_student_message(session, text, client_id)
+    announce = None
+    if created:
+        try:
+            flag = reviews.moderate_student_message(message)
+            if flag is not None and flag.severity == "high":
+                announce = reviews.notification(flag)
+        except Exception:  # moderation must never cost the student their message
+            logger.exception("moderation failed for message %s", message.pk)
+    return message, created, announce
 
 
 def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
@@ -197,17 +231,26 @@ def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
     return attempt
 
 
-def open_session_for(student, problem) -> TutoringSession:
-    """The student's open session on ``problem``, or a new one."""
-    session = (
-        TutoringSession.objects.filter(
-            student=student, problem=problem, status=TutoringSession.Status.OPEN
-        )
-        .order_by("-created_at")
-        .first()
+def open_session_for(student, problem, assignment=None) -> TutoringSession:
+    """The student's open session on ``problem``, or a new one.
+
+    With ``assignment`` the session belongs to that assignment (and its class); without it, it
+    is free practice. The two never resume each other's sessions.
+    """
+    sessions = TutoringSession.objects.filter(
+        student=student, problem=problem, status=TutoringSession.Status.OPEN
     )
+    if assignment is None:
+        sessions = sessions.filter(assignment__isnull=True, classroom__isnull=True)
+    else:
+        sessions = sessions.filter(assignment=assignment)
+    session = sessions.order_by("-created_at").first()
     if session is None:
         session = TutoringSession.objects.create(
-            student=student, problem=problem, model_name=settings.TUTOR_MODEL_NAME
+            student=student,
+            problem=problem,
+            model_name=settings.TUTOR_MODEL_NAME,
+            assignment=assignment,
+            classroom_id=assignment.classroom_id if assignment is not None else None,
         )
     return session

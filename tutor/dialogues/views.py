@@ -6,6 +6,8 @@ from django.views.decorators.http import require_POST
 
 from tutor.accounts.decorators import role_required
 from tutor.accounts.models import Role
+from tutor.classes.models import Classroom
+from tutor.classes.services import student_assignments
 from tutor.problems.models import Problem
 
 from . import services
@@ -23,7 +25,16 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     problems = Problem.objects.filter(is_active=True).order_by("difficulty", "title")
     return render(
-        request, "dialogues/student_home.html", {"sessions": sessions, "problems": problems}
+        request,
+        "dialogues/student_home.html",
+        {
+            "sessions": sessions,
+            "problems": problems,
+            "assignments": student_assignments(request.user),
+            "classrooms": Classroom.objects.filter(
+                enrollments__student=request.user, is_archived=False
+            ).select_related("teacher"),
+        },
     )
 
 

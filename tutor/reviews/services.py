@@ -1,0 +1,317 @@
+"""Flags, ratings and who may see them, as plain synchronous functions.
+
+Used by the review views, the chat consumer (moderation of student messages) and the Celery
+post-turn check (answer leaks). High-severity flags are pushed at once over the channel layer to
+the teacher of the session's class (group ``teacher-<id>``) and to platform admins
+(group ``admins``); tutor/reviews/consumers.py forwards them to the browser.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.urls import reverse
+from django.utils import timezone
+
+from training.grading import check_answer
+from training.judges import stated_values
+from training.moderation import moderate
+from tutor.dialogues.models import Message, TutoringSession
+
+from .models import Flag, TeacherMove, TurnRating
+
+logger = logging.getLogger(__name__)
+
+ADMINS_GROUP = "admins"
+RUBRIC_FIELDS = ("helpful", "no_answer_reveal", "correct", "encourages_thinking")
+MAX_COMMENT_CHARS = 4000
+
+
+def teacher_group(user_id: int) -> str:
+    return f"teacher-{user_id}"
+
+
+# ---- who sees what ----------------------------------------------------------------------------
+
+
+def can_review(user) -> bool:
+    return user.is_authenticated and (user.is_teacher or user.is_platform_admin)
+
+
+def reviewable_sessions(user) -> QuerySet[TutoringSession]:
+    """Sessions ``user`` may review: their classes' sessions; every session for admins."""
+    sessions = TutoringSession.objects.all()
+    if user.is_platform_admin:
+        return sessions
+    if user.is_teacher:
+        return sessions.filter(classroom__teacher=user)
+    return sessions.none()
+
+
+def visible_flags(user) -> QuerySet[Flag]:
+    flags = Flag.objects.all()
+    if user.is_platform_admin:
+        return flags
+    if user.is_teacher:
+        return flags.filter(session__classroom__teacher=user)
+    return flags.none()
+
+
+SEVERITY_ORDER = Case(
+    When(severity=Flag.Severity.HIGH, then=Value(0)),
+    When(severity=Flag.Severity.MEDIUM, then=Value(1)),
+    default=Value(2),
+    output_field=IntegerField(),
+)
+
+
+def open_flag_count(user) -> int:
+    return visible_flags(user).filter(resolved_at__isnull=True).count()
+
+
+# ---- payloads ---------------------------------------------------------------------------------
+
+
+def flag_payload(flag: Flag) -> dict:
+    session = flag.session
+    return {
+        "id": flag.pk,
+        "kind": flag.kind,
+        "kind_display": flag.get_kind_display(),
+        "severity": flag.severity,
+        "category": flag.category,
+        "detail": flag.detail,
+        "session_id": flag.session_id,
+        "message_id": flag.message_id,
+        "student": str(session.student),
+        "problem": session.problem.title,
+        "created_at": flag.created_at.isoformat(),
+        "resolved": flag.resolved_at is not None,
+        "review_url": reverse("reviews:session", args=[flag.session_id]),
+    }
+
+
+def rating_payload(rating: TurnRating) -> dict:
+    return {
+        "message_id": rating.message_id,
+        "rater_id": rating.rater_id,
+        **{field: getattr(rating, field) for field in RUBRIC_FIELDS},
+        "teacher_move": rating.teacher_move,
+        "gave_away_answer": rating.gave_away_answer,
+        "comment": rating.comment,
+        "updated_at": rating.updated_at.isoformat(),
+    }
+
+
+# ---- flags ------------------------------------------------------------------------------------
+
+
+def raise_flag(
+    session: TutoringSession,
+    kind: str,
+    severity: str,
+    *,
+    message: Message | None = None,
+    category: str = "",
+    detail: str = "",
+    notify: bool = True,
+) -> tuple[Flag, bool]:
+    """Create a flag (one per message and kind); high-severity ones notify at once.
+
+    Returns the flag and whether it is new. ``notify=False`` leaves the notification to the
+    caller (the consumer sends it from async code with :func:`notify_flag_async`).
+    """
+    if message is not None:
+        existing = Flag.objects.filter(message=message, kind=kind).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            flag = Flag.objects.create(
+                session=session,
+                message=message,
+                kind=kind,
+                severity=severity,
+                category=category,
+                detail=detail,
+            )
+    except IntegrityError:  # raised at the same moment elsewhere (worker and teacher click)
+        return Flag.objects.get(message=message, kind=kind), False
+    if notify and flag.severity == Flag.Severity.HIGH:
+        notify_flag(flag)
+    return flag, True
+
+
+def notification_groups(flag: Flag) -> list[str]:
+    groups = [ADMINS_GROUP]
+    classroom = flag.session.classroom
+    if classroom is not None:
+        groups.insert(0, teacher_group(classroom.teacher_id))
+    return groups
+
+
+def notification(flag: Flag) -> tuple[list[str], dict]:
+    flag = Flag.objects.select_related(
+        "session__student", "session__problem", "session__classroom"
+    ).get(pk=flag.pk)
+    return notification_groups(flag), {"type": "flag.raised", "flag": flag_payload(flag)}
+
+
+def notify_flag(flag: Flag) -> None:
+    """Push a flag to its teacher and the admins (from sync code: views, Celery)."""
+    try:
+        groups, event = notification(flag)
+        layer = get_channel_layer()
+        for group in groups:
+            async_to_sync(layer.group_send)(group, event)
+    except Exception:  # a channel layer outage must not lose the flag, which is stored
+        logger.exception("could not notify about flag %s", flag.pk)
+
+
+async def notify_flag_async(groups: list[str], event: dict) -> None:
+    """The same from async code; ``groups`` and ``event`` come from :func:`notification`."""
+    try:
+        layer = get_channel_layer()
+        for group in groups:
+            await layer.group_send(group, event)
+    except Exception:
+        logger.exception("could not notify about flag %s", event["flag"]["id"])
+
+
+def moderate_student_message(message: Message) -> Flag | None:
+    """Run moderation on a stored student message; raise an unsafe-content flag if needed.
+
+    The flag is not announced here: the consumer announces it without blocking a DB thread.
+    """
+    result = moderate(message.text)
+    if not result.flagged:
+        return None
+    flag, created = raise_flag(
+        message.session,
+        Flag.Kind.UNSAFE_CONTENT,
+        result.severity,
+        message=message,
+        category=result.category,
+        detail=f"Student message matched {result.matched!r} ({result.category}).",
+        notify=False,
+    )
+    return flag if created else None
+
+
+def leaked_value(text: str, final_answer: str, problem_text: str = "") -> str:
+    """The first value in ``text`` equal to the final answer (values of the problem excluded)."""
+    ignore = set(stated_values(problem_text))
+    for value in stated_values(text):
+        if value not in ignore and check_answer(value, final_answer).correct:
+            return value
+    return ""
+
+
+def flag_answer_leak(message: Message) -> Flag:
+    """The post-turn check found that ``message`` states the final answer."""
+    problem = message.session.problem
+    value = leaked_value(message.text, problem.final_answer, problem.text)
+    detail = (
+        f"The tutor stated {value!r}, the final answer ({problem.final_answer}), "
+        "before the student had it."
+        if value
+        else f"The tutor stated the final answer ({problem.final_answer}) too early."
+    )
+    flag, _ = raise_flag(
+        message.session,
+        Flag.Kind.ANSWER_LEAK,
+        Flag.Severity.MEDIUM,
+        message=message,
+        category="answer",
+        detail=detail,
+    )
+    return flag
+
+
+def resolve_flag(flag: Flag, user) -> Flag:
+    if flag.resolved_at is None:
+        flag.resolved_at = timezone.now()
+        flag.resolved_by = user
+        flag.save(update_fields=["resolved_at", "resolved_by"])
+    return flag
+
+
+# ---- ratings ----------------------------------------------------------------------------------
+
+
+class RatingError(ValueError):
+    pass
+
+
+def clean_rating(data: dict) -> dict:
+    """The rating fields present in ``data``, validated; raises RatingError."""
+    if not isinstance(data, dict):
+        raise RatingError("Send a JSON object.")
+    cleaned: dict = {}
+    for field in RUBRIC_FIELDS:
+        if field not in data:
+            continue
+        value = data[field]
+        if value in (None, ""):
+            cleaned[field] = None
+            continue
+        try:
+            score = int(value)
+        except (TypeError, ValueError):
+            raise RatingError(f"{field} must be a whole number from 1 to 5.") from None
+        if isinstance(value, bool) or str(score) != str(value).strip() or not 1 <= score <= 5:
+            raise RatingError(f"{field} must be a whole number from 1 to 5.")
+        cleaned[field] = score
+    if "teacher_move" in data:
+        move = data["teacher_move"] or ""
+        if move not in {"", *TeacherMove.values}:
+            raise RatingError("teacher_move must be focus, probing, telling or generic.")
+        cleaned["teacher_move"] = move
+    if "comment" in data:
+        comment = data["comment"] or ""
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
+            raise RatingError(f"comment must be text of at most {MAX_COMMENT_CHARS} characters.")
+        cleaned["comment"] = comment.strip()
+    if "gave_away_answer" in data:
+        if not isinstance(data["gave_away_answer"], bool):
+            raise RatingError("gave_away_answer must be true or false.")
+        cleaned["gave_away_answer"] = data["gave_away_answer"]
+    return cleaned
+
+
+def save_rating(message: Message, rater, fields: dict) -> TurnRating:
+    """Create or update (in place) ``rater``'s rating of ``message``."""
+    with transaction.atomic():
+        rating, _ = TurnRating.objects.select_for_update().get_or_create(
+            message=message, rater=rater
+        )
+        for field, value in fields.items():
+            setattr(rating, field, value)
+        rating.save()
+    return rating
+
+
+def mark_gave_away_answer(message: Message, rater) -> tuple[TurnRating, Flag]:
+    """One click: the rating says the turn gave the answer away, the message is marked as a
+    leak and an answer-leak flag (teacher-confirmed) is raised or confirmed."""
+    confirmation = f"Teacher-confirmed by {rater.get_username()}: this turn gave the answer away."
+    with transaction.atomic():
+        # "Does not reveal the answer" cannot stand above its lowest score for such a turn.
+        rating = save_rating(message, rater, {"gave_away_answer": True, "no_answer_reveal": 1})
+        Message.objects.filter(pk=message.pk).update(leaked_answer=True)
+        flag, created = raise_flag(
+            message.session,
+            Flag.Kind.ANSWER_LEAK,
+            Flag.Severity.MEDIUM,
+            message=message,
+            category="answer",
+            detail=confirmation,
+        )
+        if not created and confirmation not in flag.detail:
+            flag.detail = f"{flag.detail}\n{confirmation}".strip()
+            flag.save(update_fields=["detail"])
+    return rating, flag
