@@ -86,6 +86,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["session", "created_at", "id"])]
         constraints = [
             models.UniqueConstraint(
                 fields=["session", "client_id"], name="unique_client_id_per_session"

@@ -116,11 +116,19 @@ def pedagogy_instructions(session: TutoringSession) -> list[str]:
 
     Each instruction is one non-blank line of the teacher's text. Free practice has none.
     """
+    from tutor.classes.models import Assignment, Classroom
+
+    # Read fresh each turn (not from the session's cached relations), so that a teacher's edit
+    # reaches sockets that are already open.
     texts = []
-    if session.classroom_id is not None and session.classroom is not None:
-        texts.append(session.classroom.pedagogy_instructions)
-    if session.assignment_id is not None and session.assignment is not None:
-        texts.append(session.assignment.pedagogy_instructions)
+    if session.classroom_id is not None:
+        texts += Classroom.objects.filter(pk=session.classroom_id).values_list(
+            "pedagogy_instructions", flat=True
+        )
+    if session.assignment_id is not None:
+        texts += Assignment.objects.filter(pk=session.assignment_id).values_list(
+            "pedagogy_instructions", flat=True
+        )
     return [line.strip() for text in texts for line in text.splitlines() if line.strip()]
 
 
