@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+SESSION_CLOSED = "You already solved this problem. Start a new session to keep practising."
 
 
 def model_server_config() -> ServerConfig:
@@ -106,16 +107,17 @@ class TutorConsumer(AsyncWebsocketConsumer):
             raise FrameError(
                 "busy", "The tutor is still answering; wait or press Stop first.", client_id
             )
-        await self._require_open(client_id)
-        stored, created, announce = await database_sync_to_async(
-            services.store_and_moderate_student_message
-        )(self.session, message.text, message.client_id)
-        await self.send_json({"type": "message", "message": services.message_payload(stored)})
-        if created:
-            self.reply_task = asyncio.create_task(self._write_reply())
-        if announce is not None:
+        turn = await database_sync_to_async(services.accept_student_message)(
+            self.session, message.text, message.client_id
+        )
+        if turn.closed:
+            raise FrameError("session_closed", SESSION_CLOSED, client_id)
+        if turn.prompt is not None:
+            self.reply_task = asyncio.create_task(self._write_reply(turn.prompt))
+        await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
+        if turn.announce is not None:
             # A high-severity flag on the student's message: tell the teacher now.
-            await notify_flag_async(*announce)
+            await notify_flag_async(*turn.announce)
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         if self.reply_task is not None and not self.reply_task.done():
@@ -143,15 +145,11 @@ class TutorConsumer(AsyncWebsocketConsumer):
     async def _require_open(self, client_id: str | None) -> None:
         await database_sync_to_async(self.session.refresh_from_db)(fields=["status", "outcome"])
         if self.session.status != TutoringSession.Status.OPEN:
-            raise FrameError(
-                "session_closed",
-                "You already solved this problem. Start a new session to keep practising.",
-                client_id,
-            )
+            raise FrameError("session_closed", SESSION_CLOSED, client_id)
 
     # ---- the tutor's reply ------------------------------------------------------------------
 
-    async def _write_reply(self) -> None:
+    async def _write_reply(self, prompt: list[dict[str, str]]) -> None:
         reply_id = uuid.uuid4().hex
         await self.send_json({"type": "reply.start", "reply_id": reply_id})
         stripper = ThinkStripper()
@@ -164,7 +162,6 @@ class TutorConsumer(AsyncWebsocketConsumer):
         started = time.monotonic()
         error_frame: dict[str, str] | None = None
         try:
-            prompt = await database_sync_to_async(services.tutor_prompt)(self.session)
             async for event in stream_chat(
                 model_server_config(),
                 model=settings.TUTOR_MODEL_NAME,

@@ -198,26 +198,44 @@ def check_turn(message: Message) -> bool:
     return leaked
 
 
-def store_and_moderate_student_message(
-    session: TutoringSession, text: str, client_id: uuid.UUID | None
-) -> tuple[Message, bool, tuple[list[str], dict] | None]:
-    """Store the message and run moderation on it in one go (one trip to the DB thread).
+@dataclass
+class StudentTurn:
+    """What the consumer needs after a student message, gathered in one trip to the database
+    thread: the stored message, whether it is new, the tutor's prompt (None when there is
+    nothing to answer) and the notification to send for a new high-severity flag."""
 
-    The third item is the notification to send for a new high-severity flag (groups, event),
-    which the consumer sends from async code; ``None`` otherwise.
+    message: Message | None
+    created: bool = False
+    prompt: list[dict[str, str]] | None = None
+    announce: tuple[list[str], dict] | None = None
+    closed: bool = False
+
+
+def accept_student_message(
+    session: TutoringSession, text: str, client_id: uuid.UUID | None
+) -> StudentTurn:
+    """Store the message (unless the session is closed), moderate it and build the prompt.
+
+    The message is committed before the prompt exists, so it is stored before the model sees it.
     """
     from tutor.reviews import services as reviews
 
+    session.refresh_from_db(fields=["status", "outcome"])
+    if session.status != TutoringSession.Status.OPEN:
+        return StudentTurn(message=None, closed=True)
     message, created = store_student_message(session, text, client_id)
+    if not created:
+        return StudentTurn(message=message)
     announce = None
-    if created:
-        try:
-            flag = reviews.moderate_student_message(message)
-            if flag is not None and flag.severity == "high":
-                announce = reviews.notification(flag)
-        except Exception:  # moderation must never cost the student their message
-            logger.exception("moderation failed for message %s", message.pk)
-    return message, created, announce
+    try:
+        flag = reviews.moderate_student_message(message)
+        if flag is not None and flag.severity == "high":
+            announce = reviews.notification(flag)
+    except Exception:  # moderation must never cost the student their message
+        logger.exception("moderation failed for message %s", message.pk)
+    return StudentTurn(
+        message=message, created=True, prompt=tutor_prompt(session), announce=announce
+    )
 
 
 def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
