@@ -112,9 +112,9 @@ class TutorConsumer(AsyncWebsocketConsumer):
         )
         if turn.closed:
             raise FrameError("session_closed", SESSION_CLOSED, client_id)
+        await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
         if turn.prompt is not None:
             self.reply_task = asyncio.create_task(self._write_reply(turn.prompt))
-        await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
         if turn.announce is not None:
             # A high-severity flag on the student's message: tell the teacher now.
             await notify_flag_async(*turn.announce)
