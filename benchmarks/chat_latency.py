@@ -261,7 +261,13 @@ def run_fixtures(command: str, spec: dict, env: dict[str, str]) -> dict:
 class PlatformServer:
     """``python -m uvicorn tutor.asgi:application`` in a subprocess."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        workers: int = 1,
+        app: str = "tutor.asgi:application",
+    ) -> None:
         self.port = free_port()
         self.env = env
         self.log_path = log_path
@@ -269,13 +275,13 @@ class PlatformServer:
             sys.executable,
             "-m",
             "uvicorn",
-            "tutor.asgi:application",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
             "--ws",
-            "websockets",
+            "websockets-sansio",
             "--lifespan",
             "off",
             "--log-level",
@@ -603,6 +609,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--message", default=STUDENT_MESSAGE, help="the student's message")
+    parser.add_argument(
+        "--asgi-app",
+        default="tutor.asgi:application",
+        help="the ASGI application uvicorn serves (to try a variant of the consumer)",
+    )
     parser.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--platform-env",
@@ -931,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             server_log = tmp / "platform.log"
             platform_server = stack.enter_context(
-                PlatformServer(env, server_log, workers=args.web_workers)
+                PlatformServer(env, server_log, workers=args.web_workers, app=args.asgi_app)
             )
             say(f"platform at {platform_server.url} (log {server_log})")
             platform_cpus = cpu_list(args.platform_cpus)

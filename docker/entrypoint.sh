@@ -20,6 +20,7 @@
 set -euo pipefail
 
 cd /app
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-tutor.settings}
 
 log() { echo "[entrypoint] $*" >&2; }
 
@@ -91,7 +92,7 @@ case "$command" in
       --host 0.0.0.0 \
       --port "${WEB_PORT:-8000}" \
       --workers "${WEB_CONCURRENCY:-2}" \
-      --ws websockets \
+      --ws websockets-sansio \
       --lifespan off \
       --proxy-headers \
       --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \

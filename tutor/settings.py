@@ -89,13 +89,24 @@ TEMPLATES = [
     },
 ]
 
+_database_url = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}")
+_is_sqlite = _database_url.startswith("sqlite")
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        _database_url,
+        # Reopening a connection for every database call dominated the chat's time to first
+        # token (benchmarks/chat_latency.py). SQLite keeps its connections by default; on
+        # PostgreSQL set DATABASE_POOL=1 (psycopg's pool), which is safe under ASGI.
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "600" if _is_sqlite else "0")),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if not _is_sqlite and env_bool("DATABASE_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
+    }
+if _is_sqlite:
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
@@ -168,7 +179,7 @@ TUTOR_MODEL_READ_TIMEOUT = float(os.environ.get("TUTOR_MODEL_READ_TIMEOUT", "60"
 TUTOR_MAX_REPLY_TOKENS = int(os.environ.get("TUTOR_MAX_REPLY_TOKENS", "400"))
 TUTOR_TEMPERATURE = float(os.environ.get("TUTOR_TEMPERATURE", "0.7"))
 # How long the consumer gathers deltas before sending them on; the first delta goes at once.
-TUTOR_COALESCE_SECONDS = float(os.environ.get("TUTOR_COALESCE_SECONDS", "0.03"))
+TUTOR_COALESCE_SECONDS = float(os.environ.get("TUTOR_COALESCE_SECONDS", "0.05"))
 # Limits on what a student can send.
 TUTOR_MAX_MESSAGE_CHARS = int(os.environ.get("TUTOR_MAX_MESSAGE_CHARS", "2000"))
 TUTOR_MAX_ANSWER_CHARS = int(os.environ.get("TUTOR_MAX_ANSWER_CHARS", "200"))
