@@ -87,14 +87,14 @@ def store_student_message(
         if existing is not None:
             return existing, False
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # one commit for both writes
             message = Message.objects.create(
                 session=session, role=Message.Role.STUDENT, text=text, client_id=client_id
             )
+            TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except IntegrityError:
         # The same client_id raced in on another socket of the same student.
         return Message.objects.get(session=session, client_id=client_id), False
-    TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     return message, True
 
 
