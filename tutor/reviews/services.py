@@ -53,12 +53,10 @@ def reviewable_sessions(user) -> QuerySet[TutoringSession]:
 
 
 def visible_flags(user) -> QuerySet[Flag]:
-    flags = Flag.objects.all()
+    """Flags on the sessions ``user`` may review."""
     if user.is_platform_admin:
-        return flags
-    if user.is_teacher:
-        return flags.filter(session__classroom__teacher=user)
-    return flags.none()
+        return Flag.objects.all()
+    return Flag.objects.filter(session__in=reviewable_sessions(user))
 
 
 SEVERITY_ORDER = Case(
