@@ -36,6 +36,15 @@ CLOSE_NOT_FOUND = 4404
 SESSION_CLOSED = "You already solved this problem. Start a new session to keep practising."
 
 
+# The student's message is on the path to the first token. Channels runs database calls on one
+# shared thread by default, so concurrent students queued behind each other there
+# (benchmarks/chat_latency.py); this call runs in a thread pool instead, each thread with its own
+# connection (SQLite serialises writers itself; PostgreSQL runs them side by side).
+accept_student_message = database_sync_to_async(
+    services.accept_student_message, thread_sensitive=False
+)
+
+
 def model_server_config() -> ServerConfig:
     return ServerConfig(
         base_url=settings.TUTOR_MODEL_BASE_URL,
@@ -107,9 +116,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
             raise FrameError(
                 "busy", "The tutor is still answering; wait or press Stop first.", client_id
             )
-        turn = await database_sync_to_async(services.accept_student_message)(
-            self.session, message.text, message.client_id
-        )
+        turn = await accept_student_message(self.session, message.text, message.client_id)
         if turn.closed:
             raise FrameError("session_closed", SESSION_CLOSED, client_id)
         await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
