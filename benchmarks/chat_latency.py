@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import inspect
 import json
 import os
@@ -41,7 +40,6 @@ import re
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,8 @@ import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from inference.launcher import VLLMServer, free_port, http_status
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().with_name("_fixtures.py")
@@ -132,22 +132,6 @@ class Batch:
 # ---- processes -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_status(url: str, timeout: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, ValueError):
-        return 0
-
-
 def process_tree_cpu(pid: int) -> float:
     """User + system CPU seconds of a process and its children (Linux /proc; 0 elsewhere)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -214,28 +198,6 @@ class NoiseMonitor:
             if not announced:
                 say(f"    other processes use {cores:.2f} cores; waiting for a quiet machine")
                 announced = True
-
-
-def wait_for_launcher(timeout: float):
-    """``inference.launcher`` (being written by another engineer when this script was): poll
-    until it offers ``VLLMServer``."""
-    deadline = time.monotonic() + timeout
-    announced = False
-    while True:
-        try:
-            module = importlib.import_module("inference.launcher")
-            module = importlib.reload(module)
-            if hasattr(module, "VLLMServer"):
-                return module
-            problem = "has no VLLMServer yet"
-        except Exception as exc:  # missing, or half-written
-            problem = f"cannot be imported yet ({type(exc).__name__}: {exc})"
-        if time.monotonic() > deadline:
-            raise SystemExit(f"inference/launcher.py {problem}; gave up after {timeout:.0f}s")
-        if not announced:
-            say(f"... inference/launcher.py {problem}; waiting up to {timeout / 60:.0f} min")
-            announced = True
-        time.sleep(15)
 
 
 def served_model_names(api_base: str) -> list[str]:
@@ -656,7 +618,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=2, help="reruns of a noisy pair")
     parser.add_argument("--batch-timeout", type=float, default=600.0)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between batches")
-    parser.add_argument("--launcher-wait", type=float, default=1200.0)
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--keep-temp", action="store_true", help="keep logs and the database")
     args = parser.parse_args(argv)
@@ -883,9 +844,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"vLLM: {api_base} (serves {', '.join(names)}; using {model})")
                 vllm_info = {"url": api_base, "started_here": False}
             else:
-                launcher = wait_for_launcher(args.launcher_wait)
                 model = args.served_model_name or DEFAULT_SERVED_NAME
-                server = launcher.VLLMServer(
+                server = VLLMServer(
                     args.model_dir,
                     port=None,
                     served_model_name=model,

@@ -170,7 +170,8 @@ def build_command(
     return cmd + extra
 
 
-def _get(url: str, timeout: float = 2.0) -> int:
+def http_status(url: str, timeout: float = 2.0) -> int:
+    """The HTTP status of a GET, or 0 when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status
@@ -325,7 +326,10 @@ class VLLMServer:
                     f"vLLM exited with code {self.process.returncode}; log {self.log_path}:\n"
                     + self.log_tail()
                 )
-            if _get(f"{self.base_url}/health") == 200 and _get(f"{self.api_base}/models") == 200:
+            if (
+                http_status(f"{self.base_url}/health") == 200
+                and http_status(f"{self.api_base}/models") == 200
+            ):
                 self.ready_after = time.monotonic() - self._started_at
                 if self.warmup and self.warmup_seconds is None:
                     with contextlib.suppress(OSError, ValueError, KeyError, IndexError):

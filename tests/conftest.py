@@ -15,6 +15,16 @@ def make_user(django_user_model):
 
 
 @pytest.fixture
+def teacher(make_user):
+    return make_user("ms-rivera", role="teacher")
+
+
+@pytest.fixture
+def other_teacher(make_user):
+    return make_user("mr-okafor", role="teacher")
+
+
+@pytest.fixture
 def problem(db):
     from tutor.problems.models import Problem
 

@@ -21,16 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 @pytest.fixture
-def teacher(make_user):
-    return make_user("mrs_teach", role="teacher")
-
-
-@pytest.fixture
-def other_teacher(make_user):
-    return make_user("mr_other", role="teacher")
-
-
-@pytest.fixture
 def student(make_user):
     return make_user("alice_student")
 

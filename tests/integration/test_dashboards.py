@@ -53,11 +53,6 @@ def fresh_cache():
 
 
 @pytest.fixture
-def teacher(make_user):
-    return make_user("teach", role="teacher")
-
-
-@pytest.fixture
 def world(make_user, teacher):
     classroom = Classroom.objects.create(name="Period 3", teacher=teacher)
     fractions = make_problem("Halves", ["fractions"])

@@ -26,16 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def teacher(make_user):
-    return make_user("teach", role="teacher")
-
-
-@pytest.fixture
-def other_teacher(make_user):
-    return make_user("other", role="teacher")
-
-
-@pytest.fixture
 def student(make_user):
     return make_user("stu")
 

@@ -4,17 +4,12 @@ outage or a redeploy would."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import uvicorn
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from inference.launcher import free_port
 
 
 class LiveASGIServer:
