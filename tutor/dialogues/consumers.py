@@ -44,6 +44,10 @@ accept_student_message = database_sync_to_async(
     services.accept_student_message, thread_sensitive=False
 )
 
+# Storing the reply also publishes the post-turn check to the broker; if the broker is slow or
+# down that must not hold up Channels' shared database thread (every socket's queries).
+store_tutor_reply = database_sync_to_async(services.store_tutor_reply, thread_sensitive=False)
+
 
 def model_server_config() -> ServerConfig:
     return ServerConfig(
@@ -221,9 +225,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
         stored = None
         if reply.text or reply.thinking:
             # Shielded: a second cancellation (server shutdown) must not lose the reply.
-            stored = await asyncio.shield(
-                database_sync_to_async(services.store_tutor_reply)(self.session, reply)
-            )
+            stored = await asyncio.shield(store_tutor_reply(self.session, reply))
         if error_frame is not None:
             await self.send_json({"type": "error", **error_frame})
         await self.send_json(
