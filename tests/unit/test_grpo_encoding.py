@@ -1,0 +1,99 @@
+"""A dialogue becomes one GRPO sequence in which only the tutor's own tokens are trained."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from inference.models import default_model_dir
+from inference.prompts import build_tutor_messages
+from training.grpo import encode_dialogue, final_metrics, pedagogy_reward
+from training.rollout import Dialogue, DialogueTurn, EndpointConfig, RolloutProblem
+from training.simulated_student import StudentProfile
+
+pytestmark = pytest.mark.unit
+
+PROBLEM = RolloutProblem(
+    problem_id="p1", text="Tom has 3 bags of 4 apples. How many apples?", final_answer="12"
+)
+STUDENT = StudentProfile(name="Sam", profile="Sam is in 6th grade.")
+ENDPOINT = EndpointConfig(base_url="http://x/v1", model="m")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(default_model_dir())
+
+
+def tutor_turn(dialogue: Dialogue, raw: str, visible: str) -> DialogueTurn:
+    messages = build_tutor_messages(PROBLEM.context(), dialogue.history())
+    return DialogueTurn(role="tutor", text=visible, raw=raw, messages=messages)
+
+
+def tokens_where(tokenizer, encoded, flag: int) -> str:
+    pairs = zip(encoded.completion_ids, encoded.mask, strict=True)
+    return tokenizer.decode([token for token, mask in pairs if mask == flag])
+
+
+def make_dialogue() -> Dialogue:
+    d = Dialogue(problem=PROBLEM, student=STUDENT, tutor=ENDPOINT, student_model=ENDPOINT)
+    d.turns.append(DialogueTurn(role="student", text="I think it is 7?", generated=False))
+    d.turns.append(tutor_turn(d, "<think>they added</think>How many bags?", "How many bags?"))
+    d.turns.append(DialogueTurn(role="student", text="There are 3 bags, each with 4."))
+    d.turns.append(tutor_turn(d, "Good. What is 3 groups of 4?", "Good. What is 3 groups of 4?"))
+    return d
+
+
+def test_only_tutor_tokens_are_trained_and_student_turns_are_context(tokenizer):
+    encoded = encode_dialogue(tokenizer, make_dialogue())
+    assert encoded is not None
+    assert len(encoded.completion_ids) == len(encoded.mask)
+    trained = tokens_where(tokenizer, encoded, 1)
+    masked = tokens_where(tokenizer, encoded, 0)
+    eos = tokenizer.eos_token
+    # earlier turns as the student saw them; the last one raw, hidden thinking included
+    assert trained == f"How many bags?{eos}Good. What is 3 groups of 4?{eos}"
+    assert "There are 3 bags, each with 4." in masked
+    assert "How many bags" not in masked
+    prompt = tokenizer.decode(encoded.prompt_ids)
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert "I think it is 7?" in prompt and "How many bags" not in prompt
+
+
+def test_last_turn_keeps_hidden_thinking(tokenizer):
+    d = Dialogue(problem=PROBLEM, student=STUDENT, tutor=ENDPOINT, student_model=ENDPOINT)
+    d.turns.append(DialogueTurn(role="student", text="help", generated=False))
+    d.turns.append(tutor_turn(d, "<think>plan: ask</think>What do you know?", "What do you know?"))
+    encoded = encode_dialogue(tokenizer, d)
+    trained = tokens_where(tokenizer, encoded, 1)
+    assert trained.startswith("<think>plan: ask</think>What do you know?")
+
+
+def test_a_dialogue_without_tutor_turns_is_not_encoded(tokenizer):
+    d = Dialogue(problem=PROBLEM, student=STUDENT, tutor=ENDPOINT, student_model=ENDPOINT)
+    d.turns.append(DialogueTurn(role="student", text="help", generated=False))
+    assert encode_dialogue(tokenizer, d) is None
+
+
+def test_long_dialogues_are_cut_to_the_token_budget(tokenizer):
+    whole = encode_dialogue(tokenizer, make_dialogue())
+    budget = len(whole.prompt_ids) + 5
+    encoded = encode_dialogue(tokenizer, make_dialogue(), max_tokens=budget)
+    assert encoded.prompt_ids == whole.prompt_ids
+    assert encoded.completion_ids == whole.completion_ids[:5]
+    assert encoded.mask == whole.mask[:5]
+
+
+def test_reward_function_hands_back_the_rollout_reward():
+    assert pedagogy_reward(["a", "b"], ["x", "y"], pedagogy_reward=[1, -0.5]) == [1.0, -0.5]
+
+
+def test_final_metrics_compare_first_and_last_steps():
+    history = [
+        {"reward_mean": -1.0, "leak_rate": 1.0, "dialogues_per_min": 10.0},
+        {"reward_mean": 0.0, "leak_rate": 0.5, "dialogues_per_min": 20.0},
+        {"reward_mean": 0.5, "leak_rate": 0.0, "dialogues_per_min": 30.0},
+    ]
+    metrics = final_metrics(history, tail=1)
+    assert metrics["reward_mean_first"] == -1.0 and metrics["reward_mean_last"] == 0.5
+    assert metrics["leak_rate_first"] == 1.0 and metrics["leak_rate_last"] == 0.0
+    assert metrics["dialogues_per_min_mean"] == 20.0
+    assert final_metrics([]) == {}

@@ -1,0 +1,127 @@
+"""The training dataset file a job reads: one JSON object per line.
+
+Lines with ``"kind": "problem"`` are problems to roll out (a :class:`RolloutProblem`, with an
+optional real student persona); lines of other kinds (``"rating"``, ``"outcome"``) carry the
+logged teacher ratings and session outcomes the job may use (the reward model, reports) and are
+kept as plain dicts. The Django side writes the file (``tutor/retraining/export.py``); this
+module reads and writes it without Django, so a GPU box can train from a copied file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.data.mathdial import read_mathdial
+from training.rollout import RolloutProblem
+from training.simulated_student import StudentProfile
+
+
+class DatasetError(ValueError):
+    """The dataset file is malformed or holds no problem."""
+
+
+def problem_to_dict(problem: RolloutProblem) -> dict[str, Any]:
+    return {
+        "kind": "problem",
+        "problem_id": problem.problem_id,
+        "text": problem.text,
+        "final_answer": problem.final_answer,
+        "solution": problem.solution,
+        "category": problem.category,
+        "instructions": list(problem.instructions),
+        "student": problem.student.to_dict() if problem.student else None,
+    }
+
+
+def problem_from_dict(data: dict[str, Any]) -> RolloutProblem:
+    try:
+        student = data.get("student")
+        return RolloutProblem(
+            problem_id=str(data["problem_id"]),
+            text=str(data["text"]),
+            final_answer=str(data["final_answer"]),
+            solution=str(data.get("solution") or ""),
+            category=str(data.get("category") or "general"),
+            instructions=tuple(data.get("instructions") or ()),
+            student=StudentProfile.from_dict(student) if student else None,
+        )
+    except (KeyError, TypeError) as exc:
+        raise DatasetError(f"a problem line lacks a field: {exc}") from exc
+
+
+@dataclass
+class Dataset:
+    problems: list[RolloutProblem]
+    records: list[dict[str, Any]] = field(default_factory=list)  # ratings, outcomes, ...
+
+    def by_category(self) -> dict[str, list[RolloutProblem]]:
+        grouped: dict[str, list[RolloutProblem]] = {}
+        for problem in self.problems:
+            grouped.setdefault(problem.category or "general", []).append(problem)
+        return grouped
+
+
+def write_dataset(
+    path: str | Path,
+    problems: Iterable[RolloutProblem],
+    records: Iterable[dict[str, Any]] = (),
+) -> int:
+    """Write problems then other records; returns the number of problem lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for problem in problems:
+            handle.write(json.dumps(problem_to_dict(problem), ensure_ascii=False) + "\n")
+            count += 1
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return count
+
+
+def read_dataset(path: str | Path) -> Dataset:
+    problems: list[RolloutProblem] = []
+    records: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            if not isinstance(data, dict):
+                raise DatasetError(f"{path}:{number}: expected an object")
+            if data.get("kind") == "problem":
+                problems.append(problem_from_dict(data))
+            else:
+                records.append(data)
+    if not problems:
+        raise DatasetError(f"{path} holds no problem to train on")
+    return Dataset(problems=problems, records=records)
+
+
+def mathdial_problems(path: str | Path, limit: int | None = None) -> list[RolloutProblem]:
+    """MathDial records as rollout problems with their real students (for jobs run from the
+    command line, and to top up a small log)."""
+    out: list[RolloutProblem] = []
+    for record in read_mathdial(path):
+        out.append(
+            RolloutProblem(
+                problem_id=f"mathdial-{record.qid}",
+                text=record.question,
+                final_answer=record.final_answer,
+                solution=record.solution,
+                category="mathdial",
+                student=StudentProfile.from_mathdial(record),
+            )
+        )
+        if limit is not None and len(out) >= limit:
+            break
+    return out

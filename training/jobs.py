@@ -1,0 +1,107 @@
+"""One retraining job, start to end, as a plain Python call (no Django): the Celery task in
+``tutor/retraining/tasks.py`` is a thin adapter around :func:`run_training_job`.
+
+A job reads a dataset file (problems exported from the logs, see :mod:`training.dataset`),
+trains a LoRA adapter with multi-turn GRPO (:mod:`training.grpo`) against an OpenAI-compatible
+vLLM server that serves the policy's adapter for rollouts, checkpoints into ``workdir`` every
+``checkpoint_every`` steps and, when called again with the same ``workdir`` (a worker was
+killed, the task was redelivered), resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+class JobCancelled(Exception):
+    """Raised out of :func:`run_training_job` when ``should_stop()`` turned true; the last
+    checkpoint stays on disk."""
+
+
+@dataclass
+class TrainJobConfig:
+    """What an admin chooses for a job, plus where the servers are."""
+
+    base_model: str = "default"  # HF folder or hub id of the base weights
+    init_adapter: str | None = None  # LoRA folder to continue from (the base version's adapter)
+    endpoint: str = "http://127.0.0.1:8001/v1"  # vLLM with --enable-lora, for rollouts
+    student_model: str = "smollm2-135m-instruct"  # served name of the simulated student
+    steps: int = 10
+    problems_per_step: int = 2
+    group_size: int = 4
+    learning_rate: float = 2e-5
+    lambda_: float = 1.0
+    mu: float = 0.0
+    variant: str = "hard"
+    beta: float = 0.04  # KL to the reference policy
+    seed: int = 0
+    max_turns: int = 2
+    k: int = 2
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    checkpoint_every: int = 1
+    curriculum: bool = True
+    reward_model: str | None = None
+    max_tokens: int = 128
+    temperature: float = 1.0
+    concurrency: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainJobConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class Progress:
+    """Reported after every optimiser step (and once at start, step = resumed step)."""
+
+    step: int
+    total_steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    checkpoint: str | None = None  # set when this step wrote a checkpoint
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: str
+    steps_done: int
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    resumed_from: int | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+StopFn = Callable[[], bool]
+LogFn = Callable[[str], None]
+
+
+def run_training_job(
+    config: TrainJobConfig,
+    dataset_path: str,
+    workdir: str,
+    *,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    log: LogFn = print,
+) -> TrainResult:
+    """Train, checkpointing into ``workdir``; resume from its last checkpoint if any."""
+    from training.grpo import train  # torch and peft only when a job really runs
+
+    return train(
+        config,
+        dataset_path,
+        workdir,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        log=log,
+    )

@@ -1,0 +1,132 @@
+"""Run a retraining job from the command line (no Django, no Celery): the same
+:func:`training.jobs.run_training_job` the worker runs, with a progress bar.
+
+    python -m training.retrain --mathdial ../shared/data/mathdial_test.jsonl --problems 40 \\
+        --steps 8 --workdir var/jobs/cli-demo
+
+Without ``--endpoint`` it starts its own vLLM server (LoRA enabled) on the base model and stops
+it at the end. Run it again with the same ``--workdir`` to resume an interrupted job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from inference.models import DEFAULT_SERVED_MODEL_NAME
+from training.dataset import mathdial_problems, read_dataset, write_dataset
+from training.jobs import JobCancelled, Progress, TrainJobConfig, run_training_job
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainJobConfig()
+    skip = {"endpoint", "student_model"}
+    for f in fields(TrainJobConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.rstrip("_").replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default)  # fmt: skip
+        elif f.name in {"init_adapter", "reward_model"}:
+            parser.add_argument(flag, dest=f.name, default=default)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(default), default=default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.retrain", description=__doc__.split("\n\n")[0]
+    )
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--dataset", help="a dataset file exported by the platform (JSONL)")
+    data.add_argument("--mathdial", help="train on MathDial problems with their real students")
+    parser.add_argument("--problems", type=int, default=40, help="with --mathdial: how many")
+    parser.add_argument("--workdir", required=True, help="checkpoints and the final adapter")
+    parser.add_argument("--endpoint", help="a running vLLM server (…/v1) with --enable-lora")
+    parser.add_argument("--student-model", default=None, help="its served base model name")
+    _add_config_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser_args = build_parser().parse_args(argv)
+    values = {f.name: getattr(parser_args, f.name) for f in fields(TrainJobConfig)
+              if hasattr(parser_args, f.name)}  # fmt: skip
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.mathdial:
+        dataset_path = workdir / "dataset.jsonl"
+        if not dataset_path.exists():
+            write_dataset(dataset_path, mathdial_problems(args.mathdial, args.problems))
+    else:
+        dataset_path = Path(args.dataset)
+    problems = len(read_dataset(dataset_path).problems)
+
+    server = None
+    if args.endpoint:
+        endpoint = args.endpoint
+        student_model = args.student_model or DEFAULT_SERVED_MODEL_NAME
+    else:
+        from inference.launcher import VLLMServer
+
+        student_model = args.student_model or DEFAULT_SERVED_MODEL_NAME
+        server = VLLMServer(
+            values["base_model"],
+            served_model_name=student_model,
+            enable_lora=True,
+            max_lora_rank=max(16, values["lora_rank"]),
+            log_path=workdir / "vllm.log",
+            die_with_parent=True,
+        )
+        print(f"starting vLLM with LoRA enabled (log: {server.log_path})", file=sys.stderr)
+        server.start()
+        server.wait_ready()
+        endpoint = server.api_base
+    config = TrainJobConfig(**{**values, "endpoint": endpoint, "student_model": student_model})
+    print(
+        f"{problems} problems, {config.steps} steps of {config.problems_per_step} problems x "
+        f"{config.group_size} rollouts; checkpoints in {workdir}",
+        file=sys.stderr,
+    )
+    bar = tqdm(total=config.steps, unit="step", file=sys.stderr)
+
+    def on_progress(progress: Progress) -> None:
+        bar.n = progress.step
+        m = progress.metrics
+        if m:
+            bar.set_postfix(
+                reward=f"{m.get('reward_mean', 0):+.2f}",
+                leak=f"{m.get('leak_rate', 0):.2f}",
+                kl=f"{m.get('kl', 0):.3f}",
+            )
+        bar.refresh()
+
+    started = time.perf_counter()
+    try:
+        result = run_training_job(
+            config, str(dataset_path), str(workdir), on_progress=on_progress,
+            log=lambda line: bar.write(line, file=sys.stderr),
+        )  # fmt: skip
+    except JobCancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        if server is not None:
+            server.stop()
+    print(json.dumps({"adapter": result.adapter_dir, "steps": result.steps_done,
+                      "wall_s": round(time.perf_counter() - started, 1),
+                      "metrics": result.metrics}, indent=1))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
