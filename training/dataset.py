@@ -9,13 +9,14 @@ module reads and writes it without Django, so a GPU box can train from a copied 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.data.mathdial import read_mathdial
+from training.data.mathdial import MathDialRecord, read_mathdial
 from training.rollout import RolloutProblem
 from training.simulated_student import StudentProfile
 
@@ -107,21 +108,42 @@ def read_dataset(path: str | Path) -> Dataset:
     return Dataset(problems=problems, records=records)
 
 
-def mathdial_problems(path: str | Path, limit: int | None = None) -> list[RolloutProblem]:
-    """MathDial records as rollout problems with their real students (for jobs run from the
-    command line, and to top up a small log)."""
+#: Share of MathDial problems kept out of training, for evaluation (a fixed hash split).
+HELDOUT_FRACTION = 0.3
+
+
+def is_heldout(problem_id: str) -> bool:
+    """Whether a problem belongs to the fixed held-out split: a hash of its id, so the split
+    is the same on every machine and does not depend on the file's order."""
+    digest = hashlib.sha256(f"heldout:{problem_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < HELDOUT_FRACTION
+
+
+def mathdial_problem(record: MathDialRecord) -> RolloutProblem:
+    """A MathDial row as a rollout problem with its real student."""
+    return RolloutProblem(
+        problem_id=f"mathdial:{record.qid}",
+        text=record.question,
+        final_answer=record.final_answer,
+        solution=record.solution,
+        category="mathdial",
+        student=StudentProfile.from_mathdial(record),
+    )
+
+
+def mathdial_problems(
+    path: str | Path, split: str = "all", limit: int | None = None
+) -> list[RolloutProblem]:
+    """MathDial records as rollout problems, of one split: ``"train"`` (for jobs run from the
+    command line, and to top up a small log), ``"heldout"`` (for evaluation) or ``"all"``."""
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"split must be train, heldout or all, not {split!r}")
     out: list[RolloutProblem] = []
     for record in read_mathdial(path):
-        out.append(
-            RolloutProblem(
-                problem_id=f"mathdial-{record.qid}",
-                text=record.question,
-                final_answer=record.final_answer,
-                solution=record.solution,
-                category="mathdial",
-                student=StudentProfile.from_mathdial(record),
-            )
-        )
+        problem = mathdial_problem(record)
+        if split != "all" and is_heldout(problem.problem_id) != (split == "heldout"):
+            continue
+        out.append(problem)
         if limit is not None and len(out) >= limit:
             break
     return out

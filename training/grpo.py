@@ -26,6 +26,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset as HFDataset
 from transformers import (
     AutoModelForCausalLM,
@@ -46,8 +48,15 @@ from inference.adapters import AdapterError, load_adapter, unload_adapter
 from inference.models import resolve_model_path
 from training.curriculum import SelfEvolvingCurriculum
 from training.dataset import read_dataset
-from training.jobs import JobCancelled, LogFn, Progress, ProgressFn, StopFn, TrainJobConfig
-from training.jobs import TrainResult as TrainResult
+from training.jobs import (
+    JobCancelled,
+    LogFn,
+    Progress,
+    ProgressFn,
+    StopFn,
+    TrainJobConfig,
+    TrainResult,
+)
 from training.rewards import (
     RewardConfig,
     batch_advantages,
@@ -132,7 +141,8 @@ def encode_dialogue(
 class PolicyPublisher:
     """Keeps the vLLM server serving the current policy: after each optimiser step the adapter
     is saved and loaded under a new name (vLLM caches adapters by name), and the previous one
-    is unloaded."""
+    is unloaded. Under ``accelerate`` with several processes only the main one saves and loads;
+    the others wait at a barrier and then use the same (step-derived) name."""
 
     def __init__(self, base_url: str, workdir: Path, prefix: str) -> None:
         self.base_url = base_url
@@ -141,23 +151,32 @@ class PolicyPublisher:
         self.current: str | None = None
         self.current_path: Path | None = None
 
-    def publish(self, model: Any, step: int) -> str:
+    def publish(self, model: Any, step: int, accelerator: Any = None) -> str:
         name = f"{self.prefix}-step{step}"
         path = self.dir / f"step{step}"
-        model.save_pretrained(str(path))
-        load_adapter(self.base_url, name, str(path))
+        main = accelerator is None or accelerator.is_main_process
+        if main:
+            model.save_pretrained(str(path))
+            load_adapter(self.base_url, name, str(path))
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
         previous, previous_path = self.current, self.current_path
         self.current, self.current_path = name, path
-        if previous and previous != name:
+        if main and previous and previous != name:
             try:
                 unload_adapter(self.base_url, previous)
             except AdapterError:
                 pass  # a stale adapter only costs cache space on the server
-            if previous_path and previous_path.exists():
-                for child in previous_path.iterdir():
-                    child.unlink()
-                previous_path.rmdir()
+            if previous_path is not None:
+                shutil.rmtree(previous_path, ignore_errors=True)
         return name
+
+    def close(self) -> None:
+        if self.current:
+            try:
+                unload_adapter(self.base_url, self.current)
+            except AdapterError:
+                pass
 
 
 # ---------------------------------------------------------------- rollouts for TRL
@@ -346,11 +365,12 @@ class JobCallback(TrainerCallback):
         self.should_stop = should_stop
         self.log = log
         self.cancelled = False
+        self.accelerator: Any = None  # set once the trainer exists (several processes)
         self._step_started = time.perf_counter()
         self._trainer_logs: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.publisher.publish(model, state.global_step)
+        self.publisher.publish(model, state.global_step, self.accelerator)
         self._step_started = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -370,7 +390,7 @@ class JobCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         else:
-            self.publisher.publish(model, state.global_step)
+            self.publisher.publish(model, state.global_step, self.accelerator)
         self._step_started = time.perf_counter()
 
     def _flush(self, state, checkpoint: str | None) -> None:
@@ -403,7 +423,7 @@ class JobCallback(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self._flush(state, None)  # metrics are logged before the save of the same step
         if folder.is_dir():
-            save_state(folder, self.rollouts.curriculum, self.history)
+            save_state(folder, self.rollouts.curriculum, self.history, state_rank(args))
             if self.history:
                 self.history[-1]["checkpointed"] = 1.0
             if self.on_progress is not None:
@@ -424,16 +444,28 @@ class JobCallback(TrainerCallback):
         self._flush(state, None)
 
 
-def save_state(folder: Path, curriculum: SelfEvolvingCurriculum, history: list[dict]) -> None:
+def state_rank(args: Any) -> int:
+    return int(getattr(args, "process_index", 0) or 0)
+
+
+def _state_name(rank: int) -> str:
+    """Each process draws its own problems (its own curriculum): one state file per rank."""
+    return STATE_NAME if rank == 0 else STATE_NAME.replace(".json", f".rank{rank}.json")
+
+
+def save_state(
+    folder: Path, curriculum: SelfEvolvingCurriculum, history: list[dict], rank: int = 0
+) -> None:
     data = {"curriculum": curriculum.state_dict(), "history": history}
-    tmp = folder / (STATE_NAME + ".tmp")
+    target = folder / _state_name(rank)
+    tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
-    tmp.replace(folder / STATE_NAME)
+    tmp.replace(target)
 
 
-def load_state(folder: Path) -> dict[str, Any] | None:
+def load_state(folder: Path, rank: int = 0) -> dict[str, Any] | None:
     try:
-        return json.loads((folder / STATE_NAME).read_text())
+        return json.loads((folder / _state_name(rank)).read_text())
     except (OSError, ValueError):
         return None
 
@@ -493,17 +525,18 @@ def train(
     dataset = read_dataset(dataset_path)
     by_category = dataset.by_category()
     resume = get_last_checkpoint(str(work)) if any(work.glob("checkpoint-*")) else None
-    saved = load_state(Path(resume)) if resume else None
+    process = PartialState()
+    rank = process.process_index
+    saved = load_state(Path(resume), rank) if resume else None
     if saved:
         curriculum = SelfEvolvingCurriculum.from_state(saved["curriculum"])
         history: list[dict[str, float]] = list(saved["history"])
         log(f"resuming from {resume} (step {len(history)})")
     else:
         curriculum = SelfEvolvingCurriculum(
-            sorted(by_category), enabled=config.curriculum, seed=config.seed
+            sorted(by_category), enabled=config.curriculum, seed=config.seed + rank
         )
         history = []
-        resume = None if not saved else resume
 
     torch.manual_seed(config.seed)
     model, tokenizer, peft_config = _load_policy(config)
@@ -550,6 +583,8 @@ def train(
     placeholders = HFDataset.from_dict(
         {"prompt": [f"slot {i}" for i in range(config.problems_per_step * config.steps)]}
     )
+    if not process.is_main_process:  # one process reports and logs for all
+        on_progress, log = None, (lambda _line: None)
     callback = JobCallback(config, rollouts, publisher, history, on_progress, should_stop, log)
     trainer = GRPOTrainer(
         model=model,
@@ -561,6 +596,7 @@ def train(
         rollout_func=rollouts,
         callbacks=[callback],
     )
+    callback.accelerator = trainer.accelerator if trainer.accelerator.num_processes > 1 else None
     started_step = len(history)
     if on_progress is not None:
         on_progress(
@@ -574,11 +610,8 @@ def train(
     try:
         trainer.train(resume_from_checkpoint=resume)
     finally:
-        if publisher.current:
-            try:
-                unload_adapter(publisher.base_url, publisher.current)
-            except AdapterError:
-                pass
+        if trainer.accelerator.is_main_process:
+            publisher.close()
     if callback.cancelled:
         raise JobCancelled(f"cancelled after step {trainer.state.global_step}")
     adapter_dir = work / ADAPTER_DIRNAME

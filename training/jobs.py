@@ -45,7 +45,7 @@ class TrainJobConfig:
     curriculum: bool = True
     reward_model: str | None = None
     max_tokens: int = 128
-    temperature: float = 1.0
+    temperature: float = 0.7  # the serving temperature (TUTOR_TEMPERATURE)
     concurrency: int = 8
 
     def to_dict(self) -> dict[str, Any]:

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mathdial:
         dataset_path = workdir / "dataset.jsonl"
         if not dataset_path.exists():
-            write_dataset(dataset_path, mathdial_problems(args.mathdial, args.problems))
+            write_dataset(
+                dataset_path, mathdial_problems(args.mathdial, split="train", limit=args.problems)
+            )
     else:
         dataset_path = Path(args.dataset)
     problems = len(read_dataset(dataset_path).problems)

@@ -42,7 +42,7 @@ ROWS = [
         "conversation": "",
     },
     {
-        "qid": 3,
+        "qid": 4,  # 1, 2 and 4 are in the held-out split (training.dataset.is_heldout)
         "question": "A bag holds 5 marbles. How many marbles are in 3 bags?",
         "ground_truth": "5*3=15\n 15",
         "student_incorrect_solution": "5+3=8\n 8",

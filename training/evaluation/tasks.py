@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.thinking import split_thinking
-from training.data.mathdial import MathDialRecord, read_mathdial
 from training.data.mathtutorbench import read_mathtutorbench
+from training.dataset import mathdial_problems
 from training.grading import check_answer
 from training.judges import reveals_answer
 from training.rollout import (
@@ -150,18 +150,6 @@ def stable_order(keys: Iterable[str], salt: str) -> list[int]:
     return [index for _, index in sorted(keyed)]
 
 
-def mathdial_problem(record: MathDialRecord) -> RolloutProblem:
-    """A MathDial test row as a rollout problem with its real student."""
-    return RolloutProblem(
-        problem_id=f"mathdial:{record.qid}",
-        text=record.question,
-        final_answer=record.final_answer,
-        solution=record.solution,
-        category="mathdial",
-        student=StudentProfile.from_mathdial(record),
-    )
-
-
 def select_problems(
     mathdial: Sequence[RolloutProblem],
     extra: Sequence[RolloutProblem],
@@ -185,7 +173,9 @@ def select_problems(
 
 
 def load_mathdial_problems(path: str | Path) -> list[RolloutProblem]:
-    return [mathdial_problem(record) for record in read_mathdial(path)]
+    """The held-out split only (:func:`training.dataset.is_heldout`): training jobs run from
+    the command line draw from the other split, so evaluation never sees a trained problem."""
+    return mathdial_problems(path, split="heldout")
 
 
 @dataclass(frozen=True)

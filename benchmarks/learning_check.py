@@ -1,0 +1,157 @@
+"""The learning check: does a retraining job's adapter teach better than its base?
+
+Trains a job on MathDial's training split (or takes ``--adapter``), then evaluates the base
+model and the adapter with the same fixed interactive evaluation (held-out MathDial problems,
+fixed seeds and decoding) and prints leak rate and combined reward (hard variant, lambda 1:
+-1 for a leak, else the student's post-dialogue solve rate) with bootstrap intervals. Exit
+status 0 when the adapter lowers the leak rate and raises the combined reward, 1 when it does
+not: the check can fail.
+
+    .venv/bin/python benchmarks/learning_check.py --steps 12 --limit 40 \\
+        --workdir var/jobs/learning-check --out var/eval/learning-check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from inference.adapters import ensure_loaded
+from inference.launcher import VLLMServer
+from inference.models import DEFAULT_SERVED_MODEL_NAME
+from training.dataset import mathdial_problems, write_dataset
+from training.evaluation import EvaluationConfig, headline, run_evaluation
+from training.jobs import TrainJobConfig, run_training_job
+
+MATHDIAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mathdial_test.jsonl"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoint", help="a running vLLM (…/v1) with --enable-lora")
+    parser.add_argument("--adapter", help="evaluate this adapter instead of training one")
+    parser.add_argument("--workdir", default="var/jobs/learning-check")
+    parser.add_argument("--out", default="var/eval/learning-check.json")
+    parser.add_argument("--mathdial", default=str(MATHDIAL))
+    parser.add_argument("--problems", type=int, default=60, help="training problems")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--problems-per-step", type=int, default=2)
+    parser.add_argument("--group-size", type=int, default=6)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--lambda", dest="lambda_", type=float, default=1.0)
+    parser.add_argument("--beta", type=float, default=0.04)
+    parser.add_argument("--max-turns", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=80)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=40, help="held-out evaluation problems")
+    parser.add_argument("--concurrency", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def fmt(metric: dict | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    return f"{metric['value']:+.3f} [{metric['ci_low']:+.3f}, {metric['ci_high']:+.3f}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = None
+    endpoint = args.endpoint
+    if endpoint is None:
+        server = VLLMServer(
+            "default",
+            served_model_name=DEFAULT_SERVED_MODEL_NAME,
+            enable_lora=True,
+            max_lora_rank=16,
+            log_path=workdir / "vllm.log",
+            die_with_parent=True,
+        )
+        server.start()
+        server.wait_ready()
+        endpoint = server.api_base
+    try:
+        started = time.perf_counter()
+        adapter = args.adapter
+        training: dict = {}
+        if adapter is None:
+            dataset = workdir / "dataset.jsonl"
+            problems = mathdial_problems(args.mathdial, split="train", limit=args.problems)
+            write_dataset(dataset, problems)
+            config = TrainJobConfig(
+                endpoint=endpoint,
+                student_model=DEFAULT_SERVED_MODEL_NAME,
+                steps=args.steps,
+                problems_per_step=args.problems_per_step,
+                group_size=args.group_size,
+                learning_rate=args.learning_rate,
+                lambda_=args.lambda_,
+                beta=args.beta,
+                max_turns=args.max_turns,
+                max_tokens=args.max_tokens,
+                seed=args.seed,
+                curriculum=False,
+            )
+            result = run_training_job(
+                config, str(dataset), str(workdir), log=lambda m: print(m, file=sys.stderr)
+            )
+            adapter = result.adapter_dir
+            training = {"metrics": result.metrics, "history": result.history}
+        train_s = time.perf_counter() - started
+        name = f"learning-check-{int(time.time())}"
+        ensure_loaded(endpoint, name, str(Path(adapter).resolve()))
+        base_config = EvaluationConfig(
+            endpoint=endpoint,
+            model=DEFAULT_SERVED_MODEL_NAME,
+            student_model=DEFAULT_SERVED_MODEL_NAME,
+            tasks=("interactive",),
+            limit=args.limit,
+            max_turns=args.max_turns,
+            max_tokens=args.max_tokens,
+            concurrency=args.concurrency,
+            mathdial_path=args.mathdial,
+        )
+        reports = {}
+        for label, model in (("base", DEFAULT_SERVED_MODEL_NAME), ("adapter", name)):
+            clock = time.perf_counter()
+            reports[label] = run_evaluation(replace(base_config, model=model))
+            print(f"evaluated {label} in {time.perf_counter() - clock:.0f}s", file=sys.stderr)
+    finally:
+        if server is not None:
+            server.stop()
+    base, tuned = headline(reports["base"]), headline(reports["adapter"])
+    print(f"{'metric':<14}{'base':>34}{'adapter':>34}")
+    for key in ("leak_rate", "reward", "solve_after", "solve_gain", "mean_turns"):
+        print(f"{key:<14}{fmt(base.get(key)):>34}{fmt(tuned.get(key)):>34}")
+    leak_down = tuned["leak_rate"]["value"] < base["leak_rate"]["value"]
+    reward_up = tuned["reward"]["value"] > base["reward"]["value"]
+    verdict = "PASS" if leak_down and reward_up else "FAIL"
+    print(
+        f"items: {base['leak_rate']['n']} held-out problems; training {train_s:.0f}s; "
+        f"leak rate lowered: {leak_down}; combined reward raised: {reward_up}; {verdict}"
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "adapter": adapter,
+                "training": training,
+                "reports": reports,
+                "verdict": verdict,
+            },
+            indent=1,
+        )  # fmt: skip
+    )
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
