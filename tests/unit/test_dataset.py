@@ -49,7 +49,7 @@ def test_malformed_files_are_refused_with_the_line(tmp_path: Path):
     with pytest.raises(DatasetError, match="lacks a field"):
         read_dataset(path)
     path.write_text('{"kind": "problem"\n')
-    with pytest.raises(DatasetError, match="bad.jsonl:1: not JSON"):
+    with pytest.raises(DatasetError, match=r"bad\.jsonl:1: not JSON"):
         read_dataset(path)
     path.write_text(json.dumps({"kind": "rating"}) + "\n")
     with pytest.raises(DatasetError, match="no problem"):
