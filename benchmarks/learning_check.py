@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 "verdict": verdict,
             },
             indent=1,
-        )  # fmt: skip
+        )
     )
     return 0 if verdict == "PASS" else 1
 
