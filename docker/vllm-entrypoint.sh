@@ -9,6 +9,9 @@ if [ -z "${TUTOR_MODEL:-}" ]; then
   exit 2
 fi
 served_name=${TUTOR_MODEL_NAME:-$TUTOR_MODEL}
+# POST /v1/load_lora_adapter exists only with this (and --enable-lora): promoted versions are
+# loaded at run time (inference/adapters.py).
+export VLLM_ALLOW_RUNTIME_LORA_UPDATING=${VLLM_ALLOW_RUNTIME_LORA_UPDATING:-True}
 adapter_dir=${TUTOR_ADAPTER_DIR:-/adapters}
 
 args=(

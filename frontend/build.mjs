@@ -2,6 +2,7 @@
 //   chat.js (+ .map)   IIFE, minified
 //   chat.css (+ .map)  src/chat.css with KaTeX's CSS inlined
 //   site.css (+ .map)  the pages around the chat: top bar, cards, forms, lists
+//   dashboard.js, retraining.js (+ .map)  Chart.js pages (class dashboard, retraining)
 //   fonts/KaTeX_*-HASH.{woff2,woff,ttf}, referenced from chat.css by relative URLs
 // Usage: node build.mjs [--watch]
 import { rmSync } from 'node:fs';
@@ -22,6 +23,7 @@ const options = {
     { in: 'src/site.css', out: 'site' },
     { in: 'src/teacher.js', out: 'teacher' },
     { in: 'src/dashboard.js', out: 'dashboard' },
+    { in: 'src/retraining.js', out: 'retraining' },
   ],
   outdir,
   bundle: true,

@@ -21,6 +21,12 @@ class ModelUnavailable(ModelServerError):
     """The model server could not be reached or refused the request before streaming."""
 
 
+class ModelNotFound(ModelUnavailable):
+    """The server answered 404 for the model name: it does not serve it (yet). A LoRA adapter
+    loaded at run time is gone after vLLM restarts; load it again and retry
+    (``inference.adapters.aensure_loaded``)."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     base_url: str
@@ -84,7 +90,8 @@ async def stream_chat(
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ModelUnavailable(f"cannot reach the model server at {config.base_url}") from exc
     except openai.APIStatusError as exc:
-        raise ModelUnavailable(
+        error = ModelNotFound if exc.status_code == 404 else ModelUnavailable
+        raise error(
             f"the model server refused the request ({exc.status_code}): {_short(exc.message)}"
         ) from exc
     try:

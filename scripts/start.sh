@@ -35,13 +35,18 @@ trap cleanup EXIT INT TERM
 if [ -z "${TUTOR_MODEL_BASE_URL:-}" ]; then
   export TUTOR_MODEL_BASE_URL="http://127.0.0.1:${VLLM_PORT}/v1"
   echo "==> starting vLLM on port ${VLLM_PORT} (log: ${LOGS}/vllm.log)"
+  # --enable-lora (with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, set by the launcher): promoted
+  # adapters are loaded at run time, without a restart (docs/retraining.md).
   $PY -m inference.launcher --model "${TUTOR_MODEL:-default}" --port "$VLLM_PORT" \
-    --served-model-name "${TUTOR_MODEL_NAME:-smollm2-135m-instruct}" >"$LOGS/vllm.log" 2>&1 &
+    --served-model-name "${TUTOR_MODEL_NAME:-smollm2-135m-instruct}" --enable-lora \
+    >"$LOGS/vllm.log" 2>&1 &
   pids+=($!)
 fi
 
 echo "==> starting the Celery worker (log: ${LOGS}/celery.log)"
-$PY -m celery -A tutor worker --loglevel=INFO --concurrency=1 >"$LOGS/celery.log" 2>&1 &
+# One worker for both queues here; in production GPU workers take `training` alone.
+$PY -m celery -A tutor worker -Q default,training --loglevel=INFO --concurrency=1 \
+  >"$LOGS/celery.log" 2>&1 &
 pids+=($!)
 
 echo "==> starting the web server (log: ${LOGS}/web.log)"

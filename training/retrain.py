@@ -33,8 +33,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.rstrip("_").replace("_", "-")
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=default)  # fmt: skip
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default
+            )
         elif f.name in {"init_adapter", "reward_model"}:
             parser.add_argument(flag, dest=f.name, default=default)
         else:
@@ -57,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser_args = build_parser().parse_args(argv)
-    values = {f.name: getattr(parser_args, f.name) for f in fields(TrainJobConfig)
-              if hasattr(parser_args, f.name)}  # fmt: skip
+    args = build_parser().parse_args(argv)
+    values = {
+        f.name: getattr(args, f.name) for f in fields(TrainJobConfig) if hasattr(args, f.name)
+    }
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if args.mathdial:
@@ -114,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         result = run_training_job(
-            config, str(dataset_path), str(workdir), on_progress=on_progress,
+            config,
+            str(dataset_path),
+            str(workdir),
+            on_progress=on_progress,
             log=lambda line: bar.write(line, file=sys.stderr),
-        )  # fmt: skip
+        )
     except JobCancelled as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
@@ -124,9 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         if server is not None:
             server.stop()
-    print(json.dumps({"adapter": result.adapter_dir, "steps": result.steps_done,
-                      "wall_s": round(time.perf_counter() - started, 1),
-                      "metrics": result.metrics}, indent=1))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "adapter": result.adapter_dir,
+                "steps": result.steps_done,
+                "wall_s": round(time.perf_counter() - started, 1),
+                "metrics": result.metrics,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "tutor.classes",
     "tutor.reviews",
     "tutor.dashboards",
+    "tutor.retraining",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Retraining and evaluation run on the `training` queue: GPU workers consume only it
+# (`celery -A tutor worker -Q training`); the embedded worker consumes both queues.
+CELERY_TASK_ROUTES = {"tutor.retraining.tasks.*": {"queue": "training"}}
 
 # The tutor model: an OpenAI-compatible server (vLLM) and the name it serves the model under.
 TUTOR_MODEL_BASE_URL = os.environ.get("TUTOR_MODEL_BASE_URL", "http://127.0.0.1:8001/v1")
@@ -190,6 +194,31 @@ TUTOR_MAX_ANSWER_CHARS = int(os.environ.get("TUTOR_MAX_ANSWER_CHARS", "200"))
 TUTOR_MAX_FRAME_BYTES = int(os.environ.get("TUTOR_MAX_FRAME_BYTES", "16384"))
 # How much dialogue history goes into the prompt (characters, newest kept).
 TUTOR_HISTORY_CHAR_BUDGET = int(os.environ.get("TUTOR_HISTORY_CHAR_BUDGET", "6000"))
+
+# Retraining (tutor/retraining, docs/retraining.md).
+# The base weights the trainer loads (a folder or hub id; "default": the prepared SmolLM2).
+TUTOR_BASE_MODEL = os.environ.get("TUTOR_MODEL") or "default"
+# Where jobs keep their dataset and checkpoints (one folder per job; a killed job resumes
+# from it), and where finished adapters go, one folder per version name. vLLM must read
+# TUTOR_ADAPTER_DIR at the same path (docker: the `adapters` volume).
+TUTOR_TRAINING_DIR = Path(os.environ.get("TUTOR_TRAINING_DIR", VAR_DIR / "training"))
+TUTOR_ADAPTER_DIR = Path(os.environ.get("TUTOR_ADAPTER_DIR", VAR_DIR / "adapters"))
+# The vLLM server that rollouts and evaluations talk to (LoRA enabled); default: the tutor's.
+TUTOR_TRAINING_BASE_URL = os.environ.get("TUTOR_TRAINING_BASE_URL", TUTOR_MODEL_BASE_URL)
+# A running job writes a heartbeat this often; one silent for TUTOR_JOB_STALE_SECONDS has
+# lost its worker, and the redelivered task resumes it from its last checkpoint.
+TUTOR_JOB_HEARTBEAT_SECONDS = float(os.environ.get("TUTOR_JOB_HEARTBEAT_SECONDS", "15"))
+TUTOR_JOB_STALE_SECONDS = float(os.environ.get("TUTOR_JOB_STALE_SECONDS", "120"))
+# Fewest problems a job trains on; with "include the problem bank" the bank tops a small
+# window up to this many.
+TUTOR_TRAINING_MIN_PROBLEMS = int(os.environ.get("TUTOR_TRAINING_MIN_PROBLEMS", "8"))
+# The function a job runs (tests swap in a fake trainer; another trainer can be plugged in).
+TUTOR_TRAINING_FUNCTION = os.environ.get(
+    "TUTOR_TRAINING_FUNCTION", "training.jobs.run_training_job"
+)
+# Evaluation defaults (training.evaluation.EvaluationConfig); the form can change them.
+TUTOR_EVAL_LIMIT = int(os.environ.get("TUTOR_EVAL_LIMIT", "20"))
+TUTOR_EVAL_REWARD_MODEL = os.environ.get("TUTOR_EVAL_REWARD_MODEL") or None
 
 LOGGING = {
     "version": 1,

@@ -20,4 +20,5 @@ urlpatterns = [
     path("classes/", include("tutor.classes.urls")),
     path("reviews/", include("tutor.reviews.urls")),
     path("dashboards/", include("tutor.dashboards.urls")),
+    path("retraining/", include("tutor.retraining.urls")),
 ]

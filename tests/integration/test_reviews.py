@@ -6,13 +6,11 @@ import time
 import uuid
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from channels.db import database_sync_to_async as sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import reverse
 
-from tutor.celery import app
 from tutor.classes.models import Classroom
 from tutor.dialogues import services as dialogue_services
 from tutor.dialogues.models import Message, TutoringSession
@@ -251,15 +249,6 @@ def test_students_get_403_and_anonymous_users_log_in(student, session, tutor_tur
 
 
 # ---- automatic flags --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def worker():
-    assert app.conf.broker_url.startswith("redis://"), "tests must use the Redis broker"
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(app.conf.task_default_queue)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
 
 
 def wait_for(predicate, seconds: float = 20):

@@ -3,22 +3,12 @@
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
 from tutor.celery import app
 from tutor.dialogues import services
 from tutor.dialogues.models import Message, TutoringSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker():
-    assert app.conf.broker_url.startswith("redis://"), "tests must use the Redis broker"
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(app.conf.task_default_queue)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
 
 
 def wait_for_check(message: Message, seconds: float = 20) -> bool | None:

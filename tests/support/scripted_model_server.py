@@ -4,6 +4,11 @@ It speaks the same HTTP/SSE protocol as vLLM's ``/v1/chat/completions``, and wha
 chosen by a keyword in the last user message, so tests can provoke what a real server only does
 by accident: a slow stream, a stream that dies half way, hidden thinking split across chunks.
 The end-to-end tests use a real vLLM server instead.
+
+With ``served_models`` it also checks the requested model like vLLM does: a name it does not
+serve answers 404 ("The model `x` does not exist."), and ``/v1/models``,
+``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` behave like a server started with
+``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (a load adds the name).
 """
 
 from __future__ import annotations
@@ -49,8 +54,12 @@ def _chunk(text: str | None = None, finish: str | None = None, usage: dict | Non
 class ScriptedModelServer:
     """Run with ``with ScriptedModelServer() as server: server.base_url``."""
 
-    def __init__(self) -> None:
+    def __init__(self, served_models: set[str] | None = None) -> None:
         self.requests: list[dict] = []
+        self.served_models = served_models
+        self.loads: list[dict] = []
+        # (status, body) that /v1/load_lora_adapter answers instead of loading
+        self.load_error: tuple[int, dict] | None = None
         self.aborted = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -68,6 +77,11 @@ class ScriptedModelServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        if self.served_models is not None and body.get("model") not in self.served_models:
+            message = f"The model `{body.get('model')}` does not exist."
+            return web.json_response(
+                {"error": {"message": message, "type": "NotFoundError", "code": 404}}, status=404
+            )
         last_user = next(
             (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
         )
@@ -101,10 +115,34 @@ class ScriptedModelServer:
             self.aborted += 1
         return response
 
+    async def _models(self, request: web.Request) -> web.Response:
+        names = sorted(self.served_models or ())
+        return web.json_response({"object": "list", "data": [{"id": n} for n in names]})
+
+    async def _load(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.loads.append(body)
+        if self.load_error is not None:
+            return web.json_response(self.load_error[1], status=self.load_error[0])
+        if self.served_models is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        self.served_models.add(body["lora_name"])
+        return web.Response(text=f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
+
+    async def _unload(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.served_models is None:
+            return web.json_response({"detail": "Not Found"}, status=404)
+        self.served_models.discard(body["lora_name"])
+        return web.Response(text="Success")
+
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/load_lora_adapter", self._load)
+        app.router.add_post("/v1/unload_lora_adapter", self._unload)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)

@@ -70,3 +70,14 @@ def test_the_held_out_split_is_fixed_and_disjoint_from_training():
     assert len(mathdial_problems(MATHDIAL, split="train", limit=7)) == 7
     with pytest.raises(ValueError):
         mathdial_problems(MATHDIAL, split="test")
+
+
+def test_the_command_line_maps_every_job_option():
+    from training.retrain import build_parser
+
+    args = build_parser().parse_args(
+        ["--mathdial", "x.jsonl", "--workdir", "w", "--lambda", "0.5", "--no-curriculum",
+         "--steps", "3", "--learning-rate", "1e-4", "--init-adapter", "a"]
+    )  # fmt: skip
+    assert args.lambda_ == 0.5 and args.curriculum is False and args.steps == 3
+    assert args.learning_rate == 1e-4 and args.init_adapter == "a" and args.reward_model is None

@@ -13,13 +13,22 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from inference.client import ModelServerError, ModelUnavailable, ServerConfig, stream_chat
+from inference import adapters
+from inference.client import (
+    ModelNotFound,
+    ModelServerError,
+    ModelUnavailable,
+    ServerConfig,
+    StreamEvent,
+    stream_chat,
+)
 from inference.coalesce import DeltaCoalescer
 from inference.thinking import ThinkStripper
 from tutor.reviews.services import notify_flag_async
@@ -60,6 +69,8 @@ def model_server_config() -> ServerConfig:
 
 class TutorConsumer(AsyncWebsocketConsumer):
     session: TutoringSession | None = None
+    # The version that writes this session's replies, fixed when the session began.
+    served: services.ServedModel | None = None
     reply_task: asyncio.Task | None = None
     socket_open: bool = False
 
@@ -82,6 +93,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
         if self.session is None:
             await self._refuse("not_found", "There is no such session.", CLOSE_NOT_FOUND)
             return
+        self.served = await database_sync_to_async(services.session_model)(self.session)
         await self.send_json(
             await database_sync_to_async(services.transcript_payload)(self.session)
         )
@@ -165,21 +177,20 @@ class TutorConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "reply.start", "reply_id": reply_id})
         stripper = ThinkStripper()
         coalescer = DeltaCoalescer(settings.TUTOR_COALESCE_SECONDS)
+        served = self.served or services.ServedModel(settings.TUTOR_MODEL_NAME)
         reply = services.TutorReply(
-            text="", thinking="", partial=False, model_name=settings.TUTOR_MODEL_NAME
+            text="",
+            thinking="",
+            partial=False,
+            model_name=served.name,
+            model_version_id=served.version_id,
         )
         visible: list[str] = []
         hidden: list[str] = []
         started = time.monotonic()
         error_frame: dict[str, str] | None = None
         try:
-            async for event in stream_chat(
-                model_server_config(),
-                model=settings.TUTOR_MODEL_NAME,
-                messages=prompt,
-                max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
-                temperature=settings.TUTOR_TEMPERATURE,
-            ):
+            async for event in self._stream(served, prompt):
                 if event.finish_reason:
                     reply.finish_reason = event.finish_reason
                 if event.completion_tokens is not None:
@@ -235,6 +246,33 @@ class TutorConsumer(AsyncWebsocketConsumer):
                 "message": services.message_payload(stored) if stored else None,
             }
         )
+
+    async def _stream(
+        self, served: services.ServedModel, prompt: list[dict[str, str]]
+    ) -> AsyncIterator[StreamEvent]:
+        """The reply from the session's model. A LoRA adapter the server does not know (vLLM
+        restarted since it was loaded at run time) is loaded again from the registry, and the
+        request retried once."""
+        config = model_server_config()
+        for attempt in (1, 2):
+            try:
+                async for event in stream_chat(
+                    config,
+                    model=served.name,
+                    messages=prompt,
+                    max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
+                    temperature=settings.TUTOR_TEMPERATURE,
+                ):
+                    yield event
+                return
+            except ModelNotFound:
+                if attempt == 2 or not served.adapter_path:
+                    raise
+            logger.info("model server lacks adapter %s; loading it", served.name)
+            try:
+                await adapters.aensure_loaded(config.base_url, served.name, served.adapter_path)
+            except adapters.AdapterError as exc:
+                raise ModelUnavailable(f"could not load adapter {served.name}: {exc}") from exc
 
     async def _send_delta(self, reply_id: str, text: str) -> None:
         await self.send_json({"type": "reply.delta", "reply_id": reply_id, "text": text})

@@ -75,6 +75,14 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     error = models.CharField(max_length=300, blank=True)
     model_name = models.CharField(max_length=200, blank=True)
+    # The registered version that wrote a tutor message (model_name keeps the served name).
+    model_version = models.ForeignKey(
+        "retraining.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from training.grading import check_answer
 from training.judges import reveals_answer
+from tutor.retraining.services import serving_version, version_by_name
 
 from .models import AnswerAttempt, Message, TutoringSession
 
@@ -140,10 +141,35 @@ class TutorReply:
     finish_reason: str = ""
     error: str = ""
     model_name: str = ""
+    model_version_id: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Who writes a session's replies: the served name, its registered version (None for a
+    name the registry does not know) and the version's adapter folder (blank for a base)."""
+
+    name: str
+    version_id: int | None = None
+    adapter_path: str = ""
+
+
+def session_model(session: TutoringSession) -> ServedModel:
+    """The version the session started with (new sessions take the version serving their
+    class, see ``tutor.retraining.services.serving_version``; existing ones keep theirs). A
+    session stored without one takes the serving version now, and keeps it."""
+    if not session.model_name:
+        name = serving_version(session.classroom_id).name
+        TutoringSession.objects.filter(pk=session.pk, model_name="").update(model_name=name)
+        session.refresh_from_db(fields=["model_name"])
+    version = version_by_name(session.model_name)
+    if version is None:
+        return ServedModel(session.model_name)
+    return ServedModel(session.model_name, version.pk, version.adapter_path)
 
 
 def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
@@ -156,6 +182,7 @@ def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
         finish_reason=reply.finish_reason,
         error=reply.error[:300],
         model_name=reply.model_name,
+        model_version_id=reply.model_version_id,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         time_to_first_token_ms=reply.time_to_first_token_ms,
@@ -272,11 +299,12 @@ def open_session_for(student, problem, assignment=None) -> TutoringSession:
         sessions = sessions.filter(assignment=assignment)
     session = sessions.order_by("-created_at").first()
     if session is None:
+        classroom_id = assignment.classroom_id if assignment is not None else None
         session = TutoringSession.objects.create(
             student=student,
             problem=problem,
-            model_name=settings.TUTOR_MODEL_NAME,
+            model_name=serving_version(classroom_id).name,
             assignment=assignment,
-            classroom_id=assignment.classroom_id if assignment is not None else None,
+            classroom_id=classroom_id,
         )
     return session
