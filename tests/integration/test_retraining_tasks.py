@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.db import connections
 from django.utils import timezone
 
+from tests.conftest import celery_worker, purge_queues
 from tests.support import fake_training
 from tests.support.retraining import GOOD, LEAKY, finished_eval, make_version
 from tests.support.scripted_model_server import ScriptedModelServer
@@ -272,24 +272,15 @@ def wait_for(predicate, seconds, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def purge_training_queue():
-    assert app.conf.broker_url.startswith("redis://"), "tests must use the Redis broker"
-    with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge("training")
-
-
 def test_the_task_runs_on_a_worker_of_the_training_queue(job, fake_evaluation, settings):
     from tutor.retraining.tasks import run_evaluation_task, run_training_job_task
 
     assert app.amqp.router.route({}, run_training_job_task.name)["queue"].name == "training"
     assert app.amqp.router.route({}, run_evaluation_task.name)["queue"].name == "training"
     fake_evaluation(GOOD)
-    purge_training_queue()
     with (
         ScriptedModelServer(served_models={settings.TUTOR_MODEL_NAME}) as server,
-        start_worker(
-            app, pool="solo", queues=["training"], perform_ping_check=False, shutdown_timeout=10
-        ),
+        celery_worker("training"),
     ):
         settings.TUTOR_TRAINING_BASE_URL = server.base_url
         services.queue_training_job(job)  # publishes at once: no transaction is open
@@ -312,7 +303,7 @@ def test_a_killed_worker_does_not_lose_the_job(job, tmp_path, settings):
     """A Celery worker in its own process; its child is killed (SIGKILL) in the middle of the
     job. The message comes back (acks_late), waits until the heartbeat is stale, and the job
     resumes from its checkpoint."""
-    purge_training_queue()
+    purge_queues("training")
     TrainingJob.objects.filter(pk=job.pk).update(config={**job.config, "steps": 12}, total_steps=12)
     env = {
         **os.environ,

