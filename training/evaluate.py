@@ -22,33 +22,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from training import rollout
+from training.dataset import read_dataset
 from training.evaluation import TASKS, EvaluationConfig, list_models, run_evaluation
 from training.evaluation.gate import promotion_gate
-from training.rollout import ChatFn, RolloutProblem
-
-
-def read_problems(path: str | Path) -> tuple[RolloutProblem, ...]:
-    """Our own problems from JSON Lines: ``{"problem_id"|"id", "text", "final_answer",
-    "solution"?, "category"?}`` per line."""
-    problems = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            try:
-                problems.append(
-                    RolloutProblem(
-                        problem_id=str(row.get("problem_id") or row.get("id") or f"bank:{number}"),
-                        text=str(row["text"]),
-                        final_answer=str(row["final_answer"]),
-                        solution=str(row.get("solution") or ""),
-                        category=str(row.get("category") or ""),
-                    )
-                )
-            except KeyError as exc:
-                raise SystemExit(f"{path}:{number}: missing {exc.args[0]!r}") from exc
-    return tuple(problems)
+from training.rollout import ChatFn
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap-samples", type=int, default=defaults.bootstrap_samples)
     parser.add_argument("--mathdial", help="MathDial JSONL (default: shared data)")
     parser.add_argument("--mathtutorbench", nargs="+", help="bridge JSON files (default: all)")
-    parser.add_argument("--problems", help="JSONL of our own problems to mix in")
+    parser.add_argument(
+        "--problems", help="our own problems to mix in: a dataset file (training/dataset.py)"
+    )
     parser.add_argument("--transcripts", action="store_true", help="keep dialogue transcripts")
     parser.add_argument("--compare", help="the active version's report: run the promotion gate")
     parser.add_argument("--no-progress", action="store_true")
@@ -101,7 +80,7 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         reward_model=args.reward_model,
         mathdial_path=args.mathdial,
         mathtutorbench_paths=tuple(args.mathtutorbench) if args.mathtutorbench else None,
-        extra_problems=read_problems(args.problems) if args.problems else (),
+        extra_problems=tuple(read_dataset(args.problems).problems) if args.problems else (),
         bootstrap_samples=args.bootstrap_samples,
         transcripts=args.transcripts,
     )

@@ -61,3 +61,21 @@ def asgi_server(transactional_db, settings, vllm_server):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def asgi_server_without_model(transactional_db, settings):
+    """The ASGI app for pages that never talk to the tutor model (no vLLM is started). The
+    model server's address points at a closed port, so a page that does try (loading an
+    adapter after a promotion) fails at once instead of reaching some other server."""
+    from django.core.cache import cache
+
+    from tutor.asgi import application
+
+    settings.TUTOR_MODEL_BASE_URL = "http://127.0.0.1:9/v1"
+    cache.clear()
+    server = LiveASGIServer(application)
+    server.start()
+    yield server
+    server.stop()
+    cache.clear()

@@ -65,7 +65,7 @@ def test_a_job_trains_registers_evaluates_and_serves_its_adapter(
         base_version=services.base_version(),
         config=config.to_dict(),
         total_steps=config.steps,
-        include_bank=True,
+        include_problem_bank=True,
     )
     services.queue_training_job(job)
 
