@@ -46,12 +46,20 @@ def problem_from_dict(data: dict[str, Any]) -> RolloutProblem:
             text=str(data["text"]),
             final_answer=str(data["final_answer"]),
             solution=str(data.get("solution") or ""),
-            category=str(data.get("category") or "general"),
+            category=str(data.get("category") or ""),
             instructions=tuple(data.get("instructions") or ()),
             student=StudentProfile.from_dict(student) if student else None,
         )
     except (KeyError, TypeError) as exc:
         raise DatasetError(f"a problem line lacks a field: {exc}") from exc
+
+
+DEFAULT_CATEGORY = "general"
+
+
+def category_of(problem: RolloutProblem) -> str:
+    """The curriculum arm of a problem (its category, or one shared arm for the rest)."""
+    return problem.category or DEFAULT_CATEGORY
 
 
 @dataclass
@@ -62,7 +70,7 @@ class Dataset:
     def by_category(self) -> dict[str, list[RolloutProblem]]:
         grouped: dict[str, list[RolloutProblem]] = {}
         for problem in self.problems:
-            grouped.setdefault(problem.category or "general", []).append(problem)
+            grouped.setdefault(category_of(problem), []).append(problem)
         return grouped
 
 

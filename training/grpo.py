@@ -47,7 +47,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from inference.adapters import AdapterError, load_adapter, unload_adapter
 from inference.models import resolve_model_path
 from training.curriculum import SelfEvolvingCurriculum
-from training.dataset import read_dataset
+from training.dataset import category_of, read_dataset
 from training.jobs import (
     JobCancelled,
     LogFn,
@@ -267,7 +267,7 @@ class TutorRollouts:
         rewards = [b.total for b in breakdowns]
         groups = [d.group for d in dialogues]
         advantages = batch_advantages(groups, rewards)
-        self.curriculum.update_from_batch([d.problem.category for d in dialogues], advantages)
+        self.curriculum.update_from_batch([category_of(d.problem) for d in dialogues], advantages)
 
         prompt_ids: list[list[int]] = []
         completion_ids: list[list[int]] = []

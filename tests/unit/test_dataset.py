@@ -38,7 +38,7 @@ def test_problems_and_records_round_trip(tmp_path: Path):
     assert write_dataset(path, problems, [rating]) == 2
     dataset = read_dataset(path)
     assert dataset.problems[0] == problems[0]
-    assert dataset.problems[1].category == "general"  # an empty category gets a name
+    assert dataset.problems[1] == problems[1]
     assert dataset.records == [rating]
     assert set(dataset.by_category()) == {"algebra", "general"}
 

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 
 from training.data.mathtutorbench import bridge_files, shared_data_dir
+from training.dataset import problem_from_dict, problem_to_dict
 from training.rollout import ChatFn, EndpointConfig, RolloutProblem, derive_seed, openai_chat
-from training.simulated_student import StudentProfile
 
 from .metrics import Metric
 from .tasks import (
@@ -58,31 +58,6 @@ __all__ = [
 
 ProgressFn = Callable[[int, int, str], None]
 ModelLister = Callable[[str], list[dict[str, Any]]]
-
-
-def _problem_to_dict(problem: RolloutProblem) -> dict[str, Any]:
-    return {
-        "problem_id": problem.problem_id,
-        "text": problem.text,
-        "final_answer": problem.final_answer,
-        "solution": problem.solution,
-        "category": problem.category,
-        "instructions": list(problem.instructions),
-        "student": problem.student.to_dict() if problem.student else None,
-    }
-
-
-def _problem_from_dict(data: dict[str, Any]) -> RolloutProblem:
-    student = data.get("student")
-    return RolloutProblem(
-        problem_id=str(data["problem_id"]),
-        text=str(data["text"]),
-        final_answer=str(data["final_answer"]),
-        solution=str(data.get("solution") or ""),
-        category=str(data.get("category") or ""),
-        instructions=tuple(data.get("instructions") or ()),
-        student=StudentProfile.from_dict(student) if student else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -124,7 +99,7 @@ class EvaluationConfig:
         data["mathtutorbench_paths"] = (
             list(self.mathtutorbench_paths) if self.mathtutorbench_paths is not None else None
         )
-        data["extra_problems"] = [_problem_to_dict(p) for p in self.extra_problems]
+        data["extra_problems"] = [problem_to_dict(p) for p in self.extra_problems]
         return data
 
     @classmethod
@@ -137,7 +112,7 @@ class EvaluationConfig:
         if kwargs.get("mathtutorbench_paths") is not None:
             kwargs["mathtutorbench_paths"] = tuple(kwargs["mathtutorbench_paths"])
         kwargs["extra_problems"] = tuple(
-            p if isinstance(p, RolloutProblem) else _problem_from_dict(p)
+            p if isinstance(p, RolloutProblem) else problem_from_dict(p)
             for p in kwargs.get("extra_problems") or ()
         )
         return cls(**kwargs)

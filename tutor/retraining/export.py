@@ -82,13 +82,25 @@ def _student_persona(problem: Problem) -> StudentProfile | None:
     )
 
 
+def heldout_key(problem: Problem) -> str:
+    """The problem's key in the fixed evaluation split: MathDial's own id (the split the
+    command-line tools use too), else the bank's source and id, or title: stable across
+    installs, unlike primary keys."""
+    if problem.source == Problem.Source.MATHDIAL and problem.source_id:
+        return f"mathdial:{problem.source_id}"
+    return f"bank:{problem.source}:{problem.source_id or problem.title}"
+
+
 def held_out(problem: Problem) -> bool:
-    """A MathDial problem of the evaluation's held-out split."""
-    return (
-        problem.source == Problem.Source.MATHDIAL
-        and bool(problem.source_id)
-        and is_heldout(f"mathdial:{problem.source_id}")
-    )
+    """A problem of the evaluation's held-out split: never trained on."""
+    return is_heldout(heldout_key(problem))
+
+
+def heldout_bank_problems() -> list[RolloutProblem]:
+    """Our own (not MathDial) active problems of the held-out split: evaluation mixes them
+    with MathDial's held-out problems."""
+    bank = Problem.objects.filter(is_active=True).exclude(source=Problem.Source.MATHDIAL)
+    return [rollout_problem(p) for p in bank.order_by("id") if held_out(p)]
 
 
 def rollout_problem(problem: Problem, instructions=()) -> RolloutProblem:

@@ -34,9 +34,10 @@ from django.db import IntegrityError, close_old_connections, connections, transa
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from training.dataset import problem_to_dict
 from training.jobs import JobCancelled, Progress, TrainJobConfig
 
-from . import services
+from . import export, services
 from .export import export_job_dataset
 from .models import EvalRun, ModelVersion, TrainingJob
 
@@ -440,6 +441,9 @@ def evaluation_config(run: EvalRun) -> dict[str, Any]:
     config = dict(run.config or {})
     config.update(endpoint=endpoint, model=run.version.name)
     config.setdefault("student_model", services.base_version().name)
+    config.setdefault(
+        "extra_problems", [problem_to_dict(p) for p in export.heldout_bank_problems()]
+    )
     return config
 
 
