@@ -88,8 +88,11 @@ function renderJob(root, charts, data) {
   }
   const log = document.getElementById('job-log');
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-  if (log.textContent !== data.log) {
-    log.textContent = (data.log_truncated ? '[… earlier lines on the server]\n' : '') + data.log;
+  // Compared with what is shown (notice included), so an unchanged log is left alone: a
+  // rewrite every poll would drop the admin's selection.
+  const text = (data.log_truncated ? '[… earlier lines on the server]\n' : '') + data.log;
+  if (log.textContent !== text) {
+    log.textContent = text;
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
   for (const [name, chart] of Object.entries(charts)) {

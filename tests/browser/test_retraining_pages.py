@@ -360,11 +360,12 @@ def test_a_long_log_keeps_the_admins_selection_while_nothing_changes(
     expect(log).to_contain_text("step 1499 done")
     expect(log).not_to_contain_text("12:00:00 step 0 done")
 
-    def polled():
-        return page.expect_response(lambda r: r.url.endswith("/progress.json"))
-
-    with polled():
-        pass
+    # A new line arrives; then nothing changes for a while and the admin selects a line.
+    TrainingJob.objects.filter(pk=job.pk).update(
+        log=lines + "13:00:00 step 1500 done\n", heartbeat_at=timezone.now()
+    )
+    expect(log).to_contain_text("13:00:00 step 1500 done", timeout=8000)
+    expect(log).to_contain_text("[… earlier lines on the server]")
     selected = page.evaluate(
         """() => {
           const node = document.getElementById('job-log').firstChild;
@@ -378,16 +379,10 @@ def test_a_long_log_keeps_the_admins_selection_while_nothing_changes(
           return selection.toString();
         }"""
     )
-    assert selected == "step 1499 done"
+    assert selected == "step 1500 done"
     for _ in range(2):
-        with polled():
+        with page.expect_response(lambda r: r.url.endswith("/progress.json")):
             pass
     page.wait_for_timeout(200)
-    assert page.evaluate("() => window.getSelection().toString()") == "step 1499 done"
-
-    TrainingJob.objects.filter(pk=job.pk).update(
-        log=lines + "13:00:00 step 1500 done\n", heartbeat_at=timezone.now()
-    )
-    expect(log).to_contain_text("13:00:00 step 1500 done", timeout=8000)
-    expect(log).to_contain_text("[… earlier lines on the server]")
+    assert page.evaluate("() => window.getSelection().toString()") == "step 1500 done"
     assert page.js_errors == []

@@ -43,6 +43,7 @@ def platform(settings, vllm_server, tmp_path):
     return vllm_server
 
 
+@pytest.mark.timeout(1200)  # vLLM start, two CPU training steps and an evaluation
 def test_a_job_trains_registers_evaluates_and_serves_its_adapter(
     platform, training_worker, make_user, problem
 ):
