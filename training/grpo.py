@@ -63,7 +63,14 @@ from training.rewards import (
     score_dialogue,
     summarize,
 )
-from training.rollout import Dialogue, EndpointConfig, derive_seed, run_rollouts
+from training.rollout import (
+    ChatFn,
+    Dialogue,
+    EndpointConfig,
+    derive_seed,
+    openai_chat,
+    run_rollouts,
+)
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -201,8 +208,10 @@ class TutorRollouts:
         publisher: PolicyPublisher,
         reward_model: Any = None,
         log: LogFn = print,
+        chat: ChatFn = openai_chat,
     ) -> None:
         self.config = config
+        self.chat = chat
         self.tokenizer = tokenizer
         self.problems_by_category = problems_by_category
         self.curriculum = curriculum
@@ -256,6 +265,7 @@ class TutorRollouts:
                 concurrency=self.config.concurrency,
                 seed=derive_seed(self.config.seed, "step", step),
                 final_max_tokens=self.config.max_tokens,
+                chat=self.chat,
             )
         )
         rollout_s = time.perf_counter() - started

@@ -1,5 +1,7 @@
 """A dialogue becomes one GRPO sequence in which only the tutor's own tokens are trained."""
 
+import dataclasses
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -97,3 +99,77 @@ def test_final_metrics_compare_first_and_last_steps():
     assert metrics["leak_rate_first"] == 1.0 and metrics["leak_rate_last"] == 0.0
     assert metrics["dialogues_per_min_mean"] == 20.0
     assert final_metrics([]) == {}
+
+
+# ---- the rollout function TRL calls ------------------------------------------------------------
+
+
+class FakePublisher:
+    current = "job-x-step0"
+
+
+class ScriptedChat:
+    """Tutor replies by model call order: the first rollout of each group leaks, the other asks;
+    the student always answers 12 at the end."""
+
+    def __init__(self, fail: bool = False):
+        self.fail = fail
+        self.tutor_calls = 0
+
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None):
+        from training.rollout import Completion
+
+        if self.fail:
+            raise ConnectionError("server down")
+        if endpoint.model == FakePublisher.current:
+            self.tutor_calls += 1
+            leak = "The answer is 12." if self.tutor_calls % 2 else "How many bags are there?"
+            return [Completion(text=leak)]
+        if "Final answer" in messages[0]["content"] or "final" in messages[-1]["content"].lower():
+            return [Completion(text="Final answer: 12") for _ in range(n)]
+        return [Completion(text="I am not sure.")]
+
+
+def rollouts_for(tokenizer, chat, **overrides):
+    from training.curriculum import SelfEvolvingCurriculum
+    from training.grpo import TutorRollouts
+    from training.jobs import TrainJobConfig
+
+    config = TrainJobConfig(
+        group_size=2, problems_per_step=2, max_turns=1, k=1, concurrency=1, **overrides
+    )
+    algebra = dataclasses.replace(PROBLEM, problem_id="p2", category="algebra")
+    problems = {"general": [PROBLEM], "algebra": [algebra]}  # as Dataset.by_category gives
+    curriculum = SelfEvolvingCurriculum(sorted(problems), seed=0)
+    return TutorRollouts(
+        config, tokenizer, problems, curriculum, FakePublisher(), log=lambda _: None, chat=chat
+    )
+
+
+class FakeTrainer:
+    class state:
+        global_step = 0
+
+
+def test_rollouts_give_trl_masked_sequences_and_rewards_per_group(tokenizer):
+    rollouts = rollouts_for(tokenizer, ScriptedChat(), lambda_=1.0)
+    out = rollouts(["slot 0"] * 2 + ["slot 1"] * 2, FakeTrainer())
+    assert len(out["prompt_ids"]) == len(out["completion_ids"]) == len(out["env_mask"]) == 4
+    for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
+        assert len(ids) == len(mask) and sum(mask) > 0
+    # hard variant: a leak costs lambda whatever the student then solves
+    assert sorted(out["pedagogy_reward"]) == [-1.0, -1.0, 1.0, 1.0]
+    assert out["logprobs"] is None
+    metrics = rollouts.last.metrics
+    assert metrics["leak_rate"] == 0.5 and metrics["rollouts"] == 4.0
+    # the curriculum saw advantages for the categories it drew
+    assert sum(rollouts.curriculum.counts.values()) >= 1
+
+
+def test_rollouts_refuse_groups_that_do_not_divide_and_a_dead_server(tokenizer):
+    rollouts = rollouts_for(tokenizer, ScriptedChat())
+    with pytest.raises(ValueError, match="groups of 2"):
+        rollouts(["slot"] * 3, FakeTrainer())
+    dead = rollouts_for(tokenizer, ScriptedChat(fail=True))
+    with pytest.raises(RuntimeError, match="every rollout failed"):
+        dead(["slot"] * 4, FakeTrainer())
