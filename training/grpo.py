@@ -378,15 +378,18 @@ class JobCallback(TrainerCallback):
         self.accelerator: Any = None  # set once the trainer exists (several processes)
         self._step_started = time.perf_counter()
         self._trainer_logs: dict[str, float] = {}
+        self._pending: dict[str, float] | None = None  # the step ended, its logs not yet in
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.publisher.publish(model, state.global_step, self.accelerator)
         self._step_started = time.perf_counter()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        # with logging_steps=1 the trainer logs every step right after on_step_end
         for key, value in (logs or {}).items():
             if isinstance(value, (int, float)) and math.isfinite(value):
                 self._trainer_logs[key] = float(value)
+        self._flush(state)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step_s = time.perf_counter() - self._step_started
@@ -403,8 +406,8 @@ class JobCallback(TrainerCallback):
             self.publisher.publish(model, state.global_step, self.accelerator)
         self._step_started = time.perf_counter()
 
-    def _flush(self, state, checkpoint: str | None) -> None:
-        metrics = getattr(self, "_pending", None)
+    def _flush(self, state) -> None:
+        metrics = self._pending
         if metrics is None:
             return
         for key in ("kl", "loss", "entropy", "grad_norm", "learning_rate"):
@@ -425,17 +428,14 @@ class JobCallback(TrainerCallback):
                     total_steps=state.max_steps,
                     metrics=metrics,
                     message="cancelling" if self.cancelled else "training",
-                    checkpoint=checkpoint,
                 )
             )
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self._flush(state, None)  # metrics are logged before the save of the same step
+        self._flush(state)  # the step's logs came first; this is a safety net
         if folder.is_dir():
             save_state(folder, self.rollouts.curriculum, self.history, state_rank(args))
-            if self.history:
-                self.history[-1]["checkpointed"] = 1.0
             if self.on_progress is not None:
                 self.on_progress(
                     Progress(
@@ -447,11 +447,8 @@ class JobCallback(TrainerCallback):
                     )
                 )
 
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self._flush(state, None)
-
     def on_train_end(self, args, state, control, **kwargs):
-        self._flush(state, None)
+        self._flush(state)
 
 
 def state_rank(args: Any) -> int:

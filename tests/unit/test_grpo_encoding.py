@@ -173,3 +173,50 @@ def test_rollouts_refuse_groups_that_do_not_divide_and_a_dead_server(tokenizer):
     dead = rollouts_for(tokenizer, ScriptedChat(fail=True))
     with pytest.raises(RuntimeError, match="every rollout failed"):
         dead(["slot"] * 4, FakeTrainer())
+
+
+def test_callback_reports_each_step_once_with_the_trainers_figures(tmp_path):
+    from types import SimpleNamespace
+
+    from training.curriculum import SelfEvolvingCurriculum
+    from training.grpo import JobCallback, StepRecord, load_state
+    from training.jobs import TrainJobConfig
+
+    class Publisher:
+        published: list[int] = []
+
+        def publish(self, model, step, accelerator=None):
+            self.published.append(step)
+
+    rollouts = SimpleNamespace(
+        last=StepRecord(metrics={"reward_mean": 0.5, "rollout_s": 0.0}),
+        curriculum=SelfEvolvingCurriculum(["general"]),
+    )
+    reports, stop = [], {"now": False}
+    history: list[dict] = []
+    callback = JobCallback(
+        TrainJobConfig(steps=3), rollouts, Publisher(), history, reports.append,
+        lambda: stop["now"], lambda _line: None,
+    )  # fmt: skip
+    args = SimpleNamespace(output_dir=str(tmp_path), process_index=0)
+    control = SimpleNamespace(should_save=False, should_training_stop=False)
+    callback.on_train_begin(args, SimpleNamespace(global_step=0), control)
+    for step in (1, 2, 3):
+        state = SimpleNamespace(global_step=step, max_steps=3)
+        stop["now"] = step == 3
+        callback.on_step_end(args, state, control)
+        callback.on_log(args, state, control, logs={"kl": 0.01 * step, "loss": 0.1})
+        if step == 2:  # a checkpoint step
+            (tmp_path / "checkpoint-2").mkdir()
+            callback.on_save(args, state, control)
+    callback.on_train_end(args, state, control)
+    assert [h["step"] for h in history] == [1.0, 2.0, 3.0]
+    assert [h["kl"] for h in history] == [0.01, 0.02, 0.03]
+    assert [r.message for r in reports] == [
+        "training", "training", "checkpoint saved", "cancelling"
+    ]  # fmt: skip
+    assert reports[2].checkpoint == str(tmp_path / "checkpoint-2")
+    assert load_state(tmp_path / "checkpoint-2")["history"] == history[:2]
+    # published at the start and after every step but the cancelled one, which saves instead
+    assert Publisher.published == [0, 1, 2]
+    assert callback.cancelled and control.should_save and control.should_training_stop
