@@ -108,6 +108,15 @@ class Promotion(models.Model):
         return f"{self.version} in {where}"
 
 
+def progress_percent(succeeded: bool, done: int, total: int) -> int:
+    """What a progress bar shows: 100 once succeeded, else done/total, capped."""
+    if succeeded:
+        return 100
+    if not total:
+        return 0
+    return min(100, round(100 * done / total))
+
+
 class TrainingJob(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -176,11 +185,7 @@ class TrainingJob(models.Model):
 
     @property
     def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.total_steps:
-            return 0
-        return min(100, round(100 * self.step / self.total_steps))
+        return progress_percent(self.status == self.Status.SUCCEEDED, self.step, self.total_steps)
 
 
 class EvalRun(models.Model):
@@ -232,8 +237,4 @@ class EvalRun(models.Model):
 
     @property
     def percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.total:
-            return 0
-        return min(100, round(100 * self.done / self.total))
+        return progress_percent(self.status == self.Status.SUCCEEDED, self.done, self.total)

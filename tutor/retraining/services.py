@@ -295,24 +295,32 @@ def request_cancel(job: TrainingJob) -> TrainingJob:
     return job
 
 
-def queue_training_job(job: TrainingJob) -> None:
-    """Publish the job's task once the row is committed. A broker outage fails the job."""
-    from .tasks import run_training_job_task
+def _queue_on_commit(task, row, what: str) -> None:
+    """Publish ``task(row.pk)`` once the row is committed; record its id. A broker outage
+    fails the row with the reason instead of leaving it queued forever."""
+    model = type(row)
 
     def publish() -> None:
         try:
-            result = run_training_job_task.delay(job.pk)
+            result = task.delay(row.pk)
         except Exception as exc:
-            logger.exception("could not queue training job %s", job.pk)
-            TrainingJob.objects.filter(pk=job.pk).update(
-                status=TrainingJob.Status.FAILED,
-                error=f"could not queue the job (is the broker up?): {exc}",
+            logger.exception("could not queue %s %s", what, row.pk)
+            model.objects.filter(pk=row.pk).update(
+                status=model.Status.FAILED,
+                error=f"could not queue the {what} (is the broker up?): {exc}",
                 finished_at=timezone.now(),
             )
             return
-        TrainingJob.objects.filter(pk=job.pk).update(celery_task_id=result.id or "")
+        model.objects.filter(pk=row.pk).update(celery_task_id=result.id or "")
 
     transaction.on_commit(publish)
+
+
+def queue_training_job(job: TrainingJob) -> None:
+    """Queue the job's task (after the commit)."""
+    from .tasks import run_training_job_task
+
+    _queue_on_commit(run_training_job_task, job, "job")
 
 
 def default_eval_config(**overrides) -> dict[str, Any]:
@@ -332,19 +340,5 @@ def start_evaluation(version: ModelVersion, user=None, **config) -> EvalRun:
     run = EvalRun.objects.create(
         version=version, created_by=user, config=default_eval_config(**config)
     )
-
-    def publish() -> None:
-        try:
-            result = run_evaluation_task.delay(run.pk)
-        except Exception as exc:
-            logger.exception("could not queue evaluation %s", run.pk)
-            EvalRun.objects.filter(pk=run.pk).update(
-                status=EvalRun.Status.FAILED,
-                error=f"could not queue the evaluation (is the broker up?): {exc}",
-                finished_at=timezone.now(),
-            )
-            return
-        EvalRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
-
-    transaction.on_commit(publish)
+    _queue_on_commit(run_evaluation_task, run, "evaluation")
     return run
