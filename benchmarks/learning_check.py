@@ -5,7 +5,7 @@ model and the adapter with the same fixed interactive evaluation (held-out MathD
 fixed seeds and decoding) and prints leak rate and combined reward (hard variant, lambda 1:
 -1 for a leak, else the student's post-dialogue solve rate) with bootstrap intervals. Exit
 status 0 when the adapter lowers the leak rate and raises the combined reward, 1 when it does
-not: the check can fail.
+not (the check can fail), 2 when items failed so the two runs did not measure the same set.
 
     .venv/bin/python benchmarks/learning_check.py --steps 12 --limit 40 \\
         --workdir var/jobs/learning-check --out var/eval/learning-check.json
@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from inference.adapters import ensure_loaded
-from inference.launcher import VLLMServer
+from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, write_dataset
 from training.evaluation import EvaluationConfig, headline, run_evaluation
@@ -58,73 +58,64 @@ def fmt(metric: dict | None) -> str:
     return f"{metric['value']:+.3f} [{metric['ci_low']:+.3f}, {metric['ci_high']:+.3f}]"
 
 
+def train_adapter(args: argparse.Namespace, endpoint: str, workdir: Path) -> tuple[str, dict]:
+    """A job on MathDial's training split; its adapter folder and training record."""
+    dataset = workdir / "dataset.jsonl"
+    write_dataset(dataset, mathdial_problems(args.mathdial, split="train", limit=args.problems))
+    config = TrainJobConfig(
+        endpoint=endpoint,
+        student_model=DEFAULT_SERVED_MODEL_NAME,
+        steps=args.steps,
+        problems_per_step=args.problems_per_step,
+        group_size=args.group_size,
+        learning_rate=args.learning_rate,
+        lambda_=args.lambda_,
+        beta=args.beta,
+        max_turns=args.max_turns,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        curriculum=False,
+    )
+    result = run_training_job(
+        config, str(dataset), str(workdir), log=lambda m: print(m, file=sys.stderr)
+    )
+    return result.adapter_dir, {"metrics": result.metrics, "history": result.history}
+
+
+def evaluate_both(args: argparse.Namespace, endpoint: str, adapter: str) -> dict[str, dict]:
+    """The same fixed interactive evaluation of the base and of the adapter."""
+    name = f"learning-check-{int(time.time())}"
+    ensure_loaded(endpoint, name, str(Path(adapter).resolve()))
+    config = EvaluationConfig(
+        endpoint=endpoint,
+        model=DEFAULT_SERVED_MODEL_NAME,
+        student_model=DEFAULT_SERVED_MODEL_NAME,
+        tasks=("interactive",),
+        limit=args.limit,
+        max_turns=args.max_turns,
+        max_tokens=args.max_tokens,
+        concurrency=args.concurrency,
+        mathdial_path=args.mathdial,
+    )
+    reports = {}
+    for label, model in (("base", DEFAULT_SERVED_MODEL_NAME), ("adapter", name)):
+        clock = time.perf_counter()
+        reports[label] = run_evaluation(replace(config, model=model))
+        print(f"evaluated {label} in {time.perf_counter() - clock:.0f}s", file=sys.stderr)
+    return reports
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    server = None
-    endpoint = args.endpoint
-    if endpoint is None:
-        server = VLLMServer(
-            "default",
-            served_model_name=DEFAULT_SERVED_MODEL_NAME,
-            enable_lora=True,
-            max_lora_rank=16,
-            log_path=workdir / "vllm.log",
-            die_with_parent=True,
-        )
-        server.start()
-        server.wait_ready()
-        endpoint = server.api_base
-    try:
+    with lora_endpoint(args.endpoint, log_path=workdir / "vllm.log") as endpoint:
         started = time.perf_counter()
-        adapter = args.adapter
-        training: dict = {}
+        adapter, training = args.adapter, {}
         if adapter is None:
-            dataset = workdir / "dataset.jsonl"
-            problems = mathdial_problems(args.mathdial, split="train", limit=args.problems)
-            write_dataset(dataset, problems)
-            config = TrainJobConfig(
-                endpoint=endpoint,
-                student_model=DEFAULT_SERVED_MODEL_NAME,
-                steps=args.steps,
-                problems_per_step=args.problems_per_step,
-                group_size=args.group_size,
-                learning_rate=args.learning_rate,
-                lambda_=args.lambda_,
-                beta=args.beta,
-                max_turns=args.max_turns,
-                max_tokens=args.max_tokens,
-                seed=args.seed,
-                curriculum=False,
-            )
-            result = run_training_job(
-                config, str(dataset), str(workdir), log=lambda m: print(m, file=sys.stderr)
-            )
-            adapter = result.adapter_dir
-            training = {"metrics": result.metrics, "history": result.history}
+            adapter, training = train_adapter(args, endpoint, workdir)
         train_s = time.perf_counter() - started
-        name = f"learning-check-{int(time.time())}"
-        ensure_loaded(endpoint, name, str(Path(adapter).resolve()))
-        base_config = EvaluationConfig(
-            endpoint=endpoint,
-            model=DEFAULT_SERVED_MODEL_NAME,
-            student_model=DEFAULT_SERVED_MODEL_NAME,
-            tasks=("interactive",),
-            limit=args.limit,
-            max_turns=args.max_turns,
-            max_tokens=args.max_tokens,
-            concurrency=args.concurrency,
-            mathdial_path=args.mathdial,
-        )
-        reports = {}
-        for label, model in (("base", DEFAULT_SERVED_MODEL_NAME), ("adapter", name)):
-            clock = time.perf_counter()
-            reports[label] = run_evaluation(replace(base_config, model=model))
-            print(f"evaluated {label} in {time.perf_counter() - clock:.0f}s", file=sys.stderr)
-    finally:
-        if server is not None:
-            server.stop()
+        reports = evaluate_both(args, endpoint, adapter)
     base, tuned = headline(reports["base"]), headline(reports["adapter"])
     print(f"{'metric':<14}{'base':>34}{'adapter':>34}")
     for key in ("leak_rate", "reward", "solve_after", "solve_gain", "mean_turns"):
@@ -132,9 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     leak_down = tuned["leak_rate"]["value"] < base["leak_rate"]["value"]
     reward_up = tuned["reward"]["value"] > base["reward"]["value"]
     verdict = "PASS" if leak_down and reward_up else "FAIL"
+    counts = (base["leak_rate"]["n"], tuned["leak_rate"]["n"])
+    if counts[0] != counts[1] or counts[0] < args.limit:
+        verdict = "INVALID"  # items failed (server errors): the two are not the same set
     print(
-        f"items: {base['leak_rate']['n']} held-out problems; training {train_s:.0f}s; "
-        f"leak rate lowered: {leak_down}; combined reward raised: {reward_up}; {verdict}"
+        f"items: {counts[0]} / {counts[1]} of {args.limit} held-out problems; training "
+        f"{train_s:.0f}s; leak rate lowered: {leak_down}; combined reward raised: "
+        f"{reward_up}; {verdict}"
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             indent=1,
         )
     )
-    return 0 if verdict == "PASS" else 1
+    return {"PASS": 0, "FAIL": 1}.get(verdict, 2)
 
 
 if __name__ == "__main__":

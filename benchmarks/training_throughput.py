@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from inference.launcher import VLLMServer
+from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, write_dataset
 from training.jobs import TrainJobConfig, run_training_job
@@ -40,44 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mathdial", default=str(MATHDIAL))
     args = parser.parse_args(argv)
 
-    server = None
-    endpoint = args.endpoint
-    with tempfile.TemporaryDirectory(prefix="tutor-throughput-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="tutor-throughput-") as tmp,
+        lora_endpoint(args.endpoint, args.base_model, log_path=Path(tmp) / "vllm.log") as endpoint,
+    ):
         work = Path(tmp)
-        if endpoint is None:
-            server = VLLMServer(
-                args.base_model,
-                served_model_name=DEFAULT_SERVED_MODEL_NAME,
-                enable_lora=True,
-                max_lora_rank=16,
-                log_path=work / "vllm.log",
-                die_with_parent=True,
-            )
-            server.start()
-            server.wait_ready()
-            endpoint = server.api_base
-        try:
-            dataset = work / "dataset.jsonl"
-            write_dataset(dataset, mathdial_problems(args.mathdial, split="train", limit=40))
-            config = TrainJobConfig(
-                base_model=args.base_model,
-                endpoint=endpoint,
-                student_model=DEFAULT_SERVED_MODEL_NAME,
-                steps=args.steps,
-                problems_per_step=args.problems_per_step,
-                group_size=args.group_size,
-                max_turns=args.max_turns,
-                max_tokens=args.max_tokens,
-                k=args.k,
-                concurrency=args.concurrency,
-                checkpoint_every=args.steps,
-            )
-            result = run_training_job(
-                config, str(dataset), str(work / "job"), log=lambda m: print(m, file=sys.stderr)
-            )
-        finally:
-            if server is not None:
-                server.stop()
+        dataset = work / "dataset.jsonl"
+        write_dataset(dataset, mathdial_problems(args.mathdial, split="train", limit=40))
+        config = TrainJobConfig(
+            base_model=args.base_model,
+            endpoint=endpoint,
+            student_model=DEFAULT_SERVED_MODEL_NAME,
+            steps=args.steps,
+            problems_per_step=args.problems_per_step,
+            group_size=args.group_size,
+            max_turns=args.max_turns,
+            max_tokens=args.max_tokens,
+            k=args.k,
+            concurrency=args.concurrency,
+            checkpoint_every=args.steps,
+        )
+        result = run_training_job(
+            config, str(dataset), str(work / "job"), log=lambda m: print(m, file=sys.stderr)
+        )
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     print(f"device: {device}, torch threads: {torch.get_num_threads()}")

@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -418,6 +418,33 @@ class VLLMServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def lora_endpoint(
+    endpoint: str | None,
+    model: str = "default",
+    *,
+    served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
+    max_lora_rank: int = 16,
+    log_path: str | os.PathLike[str] | None = None,
+) -> Iterator[str]:
+    """The OpenAI API base of a LoRA-enabled server for the block: ``endpoint`` when one is
+    given, else a server started on ``model`` (and stopped after)."""
+    if endpoint:
+        yield endpoint
+        return
+    server = VLLMServer(
+        model,
+        served_model_name=served_model_name,
+        enable_lora=True,
+        max_lora_rank=max_lora_rank,
+        log_path=log_path,
+        die_with_parent=True,
+    )
+    print(f"starting vLLM with LoRA enabled (log: {server.log_path})", file=sys.stderr)
+    with server:
+        yield server.api_base
 
 
 def main(argv: list[str] | None = None) -> int:

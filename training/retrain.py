@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, read_dataset, write_dataset
 from training.jobs import JobCancelled, Progress, TrainJobConfig, run_training_job
@@ -74,27 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         dataset_path = Path(args.dataset)
     problems = len(read_dataset(dataset_path).problems)
 
-    server = None
-    if args.endpoint:
-        endpoint = args.endpoint
-        student_model = args.student_model or DEFAULT_SERVED_MODEL_NAME
-    else:
-        from inference.launcher import VLLMServer
+    student_model = args.student_model or DEFAULT_SERVED_MODEL_NAME
+    with lora_endpoint(
+        args.endpoint,
+        values["base_model"],
+        served_model_name=student_model,
+        max_lora_rank=max(16, values["lora_rank"]),
+        log_path=workdir / "vllm.log",
+    ) as endpoint:
+        config = TrainJobConfig(**{**values, "endpoint": endpoint, "student_model": student_model})
+        return _train(config, dataset_path, workdir, problems)
 
-        student_model = args.student_model or DEFAULT_SERVED_MODEL_NAME
-        server = VLLMServer(
-            values["base_model"],
-            served_model_name=student_model,
-            enable_lora=True,
-            max_lora_rank=max(16, values["lora_rank"]),
-            log_path=workdir / "vllm.log",
-            die_with_parent=True,
-        )
-        print(f"starting vLLM with LoRA enabled (log: {server.log_path})", file=sys.stderr)
-        server.start()
-        server.wait_ready()
-        endpoint = server.api_base
-    config = TrainJobConfig(**{**values, "endpoint": endpoint, "student_model": student_model})
+
+def _train(config: TrainJobConfig, dataset_path: Path, workdir: Path, problems: int) -> int:
+    """Run the job with a progress bar; print the result as JSON."""
     print(
         f"{problems} problems, {config.steps} steps of {config.problems_per_step} problems x "
         f"{config.group_size} rollouts; checkpoints in {workdir}",
@@ -127,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         bar.close()
-        if server is not None:
-            server.stop()
     print(
         json.dumps(
             {
