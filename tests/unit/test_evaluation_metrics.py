@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.support.dialogues import dialogue
 from training.evaluation.metrics import (
     DialogueOutcome,
     bootstrap_ci,
@@ -12,31 +13,10 @@ from training.evaluation.metrics import (
     paired_bootstrap_diff,
     win_value,
 )
-from training.rollout import Dialogue, DialogueTurn, EndpointConfig, RolloutProblem
-from training.simulated_student import StudentProfile
 
 pytestmark = pytest.mark.unit
 
-PROBLEM = RolloutProblem(
-    problem_id="p1",
-    text="Tom has 3 bags with 4 apples each. He eats 2 apples. How many apples are left?",
-    final_answer="10",
-)
-STUDENT = StudentProfile(name="Sam", profile="Sam is a 6th grader.", incorrect_solution="3+4=7")
-ENDPOINT = EndpointConfig(base_url="http://unused/v1", model="m")
 OPENING = ("student", "I added 3 and 4 and got 7.")
-
-
-def dialogue(turns, finals, error=None) -> Dialogue:
-    return Dialogue(
-        problem=PROBLEM,
-        student=STUDENT,
-        tutor=ENDPOINT,
-        student_model=ENDPOINT,
-        turns=[DialogueTurn(role=role, text=text) for role, text in turns],
-        final_solutions=finals,
-        error=error,
-    )
 
 
 LEAKS_ON_TURN_ONE = [

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from tests.support.dialogues import dialogue
 from training.rewards import (
     RewardConfig,
     batch_advantages,
@@ -11,30 +12,9 @@ from training.rewards import (
     solve_score,
     summarize,
 )
-from training.rollout import Dialogue, DialogueTurn, EndpointConfig, RolloutProblem
-from training.simulated_student import StudentProfile, extract_final_answer
+from training.simulated_student import extract_final_answer
 
 pytestmark = pytest.mark.unit
-
-PROBLEM = RolloutProblem(
-    problem_id="p1",
-    text="Tom has 3 bags with 4 apples each. He eats 2 apples. How many apples are left?",
-    final_answer="10",
-)
-STUDENT = StudentProfile(name="Sam", profile="Sam is a 6th grader.", incorrect_solution="3+4=7")
-ENDPOINT = EndpointConfig(base_url="http://unused/v1", model="m")
-
-
-def dialogue(turns: list[tuple[str, str]], finals: list[str], error: str | None = None):
-    return Dialogue(
-        problem=PROBLEM,
-        student=STUDENT,
-        tutor=ENDPOINT,
-        student_model=ENDPOINT,
-        turns=[DialogueTurn(role=role, text=text) for role, text in turns],  # type: ignore[arg-type]
-        final_solutions=finals,
-        error=error,
-    )
 
 
 LEAK_FIRST = [
