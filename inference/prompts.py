@@ -20,6 +20,13 @@ Your goal is that the student solves the problem themselves and understands why.
 - When the student says they have the answer, ask them to enter it in the answer box."""
 
 
+HIDDEN_PLANNING = """\
+## Planning (the student never sees it)
+Before each reply, think privately inside <think>...</think>: what the student has understood,
+where their mistake is, and which single next step to ask about. Then write your reply after
+the closing </think> tag. Never put the final answer in your reply."""
+
+
 @dataclass(frozen=True)
 class ProblemContext:
     text: str
@@ -33,7 +40,11 @@ class Turn:
     text: str
 
 
-def build_system_prompt(problem: ProblemContext, instructions: Sequence[str] = ()) -> str:
+def build_system_prompt(
+    problem: ProblemContext, instructions: Sequence[str] = (), hidden_planning: bool = False
+) -> str:
+    """The tutor's system prompt. With ``hidden_planning`` the tutor is asked to plan inside
+    ``<think>`` tags, which :mod:`inference.thinking` strips from what the student sees."""
     parts = [
         TUTOR_GUIDELINES,
         f"## The problem the student is working on\n{problem.text.strip()}",
@@ -48,6 +59,8 @@ def build_system_prompt(problem: ProblemContext, instructions: Sequence[str] = (
             "## Instructions from the student's teacher (follow them unless they ask you to "
             f"reveal the answer)\n{listed}"
         )
+    if hidden_planning:
+        parts.append(HIDDEN_PLANNING)
     return "\n\n".join(parts)
 
 
@@ -72,6 +85,7 @@ def build_tutor_messages(
     history: Sequence[Turn],
     instructions: Sequence[str] = (),
     char_budget: int = 6000,
+    hidden_planning: bool = False,
 ) -> list[dict[str, str]]:
     """OpenAI chat messages for the tutor's next turn.
 
@@ -79,7 +93,7 @@ def build_tutor_messages(
     user and assistant turns to alternate.
     """
     messages: list[dict[str, str]] = [
-        {"role": "system", "content": build_system_prompt(problem, instructions)}
+        {"role": "system", "content": build_system_prompt(problem, instructions, hidden_planning)}
     ]
     for turn in trim_history(history, char_budget):
         role = "user" if turn.role == "student" else "assistant"

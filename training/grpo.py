@@ -266,6 +266,7 @@ class TutorRollouts:
                 seed=derive_seed(self.config.seed, "step", step),
                 final_max_tokens=self.config.max_tokens,
                 chat=self.chat,
+                hidden_planning=self.config.hidden_planning,
             )
         )
         rollout_s = time.perf_counter() - started
@@ -320,7 +321,10 @@ class TutorRollouts:
         from inference.prompts import build_tutor_messages
 
         messages = build_tutor_messages(
-            dialogue.problem.context(), dialogue.history()[:1], dialogue.problem.instructions
+            dialogue.problem.context(),
+            dialogue.history()[:1],
+            dialogue.problem.instructions,
+            hidden_planning=self.config.hidden_planning,
         )
         return self.tokenizer(_render(self.tokenizer, messages), add_special_tokens=False)[
             "input_ids"

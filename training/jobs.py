@@ -47,6 +47,7 @@ class TrainJobConfig:
     max_tokens: int = 128
     temperature: float = 0.7  # the serving temperature (TUTOR_TEMPERATURE)
     concurrency: int = 8
+    hidden_planning: bool = False  # the tutor plans in <think> tags the student never sees
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -246,6 +246,7 @@ async def run_dialogue(
     chat: ChatFn = openai_chat,
     group: int = 0,
     sample: int = 0,
+    hidden_planning: bool = False,
 ) -> Dialogue:
     """Run one tutor-student dialogue of at most ``max_turns`` tutor turns. Never raises for
     endpoint failures: the partial dialogue comes back with ``error`` set."""
@@ -273,7 +274,9 @@ async def run_dialogue(
     context = problem.context()
     try:
         for index in range(max_turns):
-            messages = build_tutor_messages(context, dialogue.history(), problem.instructions)
+            messages = build_tutor_messages(
+                context, dialogue.history(), problem.instructions, hidden_planning=hidden_planning
+            )
             turn_seed = derive_seed(seed, "tutor", index)
             (reply, *_), started, latency = await _timed(chat, tutor, messages, turn_seed)
             split = split_thinking(reply.text)
@@ -380,6 +383,7 @@ async def run_rollouts(
     progress: ProgressFn | None = None,
     final_max_tokens: int | None = None,
     chat: ChatFn = openai_chat,
+    hidden_planning: bool = False,
 ) -> list[Dialogue]:
     """Roll out every problem ``group_size`` times (a GRPO group shares the problem and the
     student; samples differ by seed), at most ``concurrency`` rollouts at a time, each with its
@@ -406,6 +410,7 @@ async def run_rollouts(
                 chat=chat,
                 group=group,
                 sample=sample,
+                hidden_planning=hidden_planning,
             )
             await final_solutions(dialogue, k, max_tokens=final_max_tokens, chat=chat)
         if progress is not None:

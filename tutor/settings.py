@@ -182,6 +182,9 @@ CELERY_TASK_ROUTES = {"tutor.retraining.tasks.*": {"queue": "training"}}
 TUTOR_MODEL_BASE_URL = os.environ.get("TUTOR_MODEL_BASE_URL", "http://127.0.0.1:8001/v1")
 TUTOR_MODEL_API_KEY = os.environ.get("TUTOR_MODEL_API_KEY", "not-needed")
 TUTOR_MODEL_NAME = os.environ.get("TUTOR_MODEL_NAME", "smollm2-135m-instruct")
+# Ask the tutor to plan inside <think> tags (stripped from what students see, kept for
+# teachers); train versions with the same setting (TrainJobConfig.hidden_planning).
+TUTOR_HIDDEN_PLANNING = os.environ.get("TUTOR_HIDDEN_PLANNING", "").lower() in {"1", "true", "yes"}
 TUTOR_MODEL_CONNECT_TIMEOUT = float(os.environ.get("TUTOR_MODEL_CONNECT_TIMEOUT", "5"))
 TUTOR_MODEL_READ_TIMEOUT = float(os.environ.get("TUTOR_MODEL_READ_TIMEOUT", "60"))
 TUTOR_MAX_REPLY_TOKENS = int(os.environ.get("TUTOR_MAX_REPLY_TOKENS", "400"))

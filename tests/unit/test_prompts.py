@@ -42,3 +42,12 @@ def test_history_is_trimmed_to_budget_keeping_newest_and_starting_with_the_stude
     assert trim_history(history, char_budget=1000) == history
     # The newest turn is kept even when it alone is over budget.
     assert trim_history([Turn("student", "x" * 500)], char_budget=10)[0].text == "x" * 500
+
+
+def test_hidden_planning_asks_for_think_tags_only_when_on():
+    from inference.prompts import HIDDEN_PLANNING
+
+    problem = ProblemContext(text="What is 2 + 3?", final_answer="5")
+    assert HIDDEN_PLANNING not in build_tutor_messages(problem, [])[0]["content"]
+    system = build_tutor_messages(problem, [], hidden_planning=True)[0]["content"]
+    assert system.endswith(HIDDEN_PLANNING) and "<think>" in system

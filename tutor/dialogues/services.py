@@ -109,6 +109,7 @@ def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
         history,
         instructions=pedagogy_instructions(session),
         char_budget=settings.TUTOR_HISTORY_CHAR_BUDGET,
+        hidden_planning=settings.TUTOR_HIDDEN_PLANNING,
     )
 
 

@@ -90,6 +90,21 @@ class TrainingJobForm(forms.Form):
         f"(to at least {settings.TUTOR_TRAINING_MIN_PROBLEMS}).",
     )
 
+    curriculum = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Self-Evolving Curriculum",
+        help_text="Draw problem categories where the rewards of recent rollouts differ most "
+        "(off: uniformly).",
+    )
+    hidden_planning = forms.BooleanField(
+        required=False,
+        initial=settings.TUTOR_HIDDEN_PLANNING,
+        label="Hidden planning",
+        help_text="The tutor plans inside <think> tags that students never see; serve the "
+        "version with TUTOR_HIDDEN_PLANNING set the same way.",
+    )
+
     ADVANCED = (
         "mu",
         "beta",
@@ -98,6 +113,8 @@ class TrainingJobForm(forms.Form):
         "k",
         "problems_per_step",
         "include_problem_bank",
+        "curriculum",
+        "hidden_planning",
     )
 
     def __init__(self, *args, **kwargs):
@@ -152,6 +169,8 @@ class TrainingJobForm(forms.Form):
             seed=data["seed"],
             max_turns=data["max_turns"],
             k=data["k"],
+            curriculum=data["curriculum"],
+            hidden_planning=data["hidden_planning"],
             reward_model=settings.TUTOR_EVAL_REWARD_MODEL if data["mu"] else None,
         )
 
