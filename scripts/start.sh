@@ -43,10 +43,14 @@ if [ -z "${TUTOR_MODEL_BASE_URL:-}" ]; then
   pids+=($!)
 fi
 
-echo "==> starting the Celery worker (log: ${LOGS}/celery.log)"
-# One worker for both queues here; in production GPU workers take `training` alone.
-$PY -m celery -A tutor worker -Q default,training --loglevel=INFO --concurrency=1 \
+echo "==> starting the Celery workers (logs: ${LOGS}/celery.log, ${LOGS}/celery-training.log)"
+# Post-turn checks and training jobs get a worker each, so that an hour-long job never holds
+# up the checks; in production GPU machines run the `training` worker.
+$PY -m celery -A tutor worker -Q default -n "default@%h" --loglevel=INFO --concurrency=1 \
   >"$LOGS/celery.log" 2>&1 &
+pids+=($!)
+$PY -m celery -A tutor worker -Q training -n "training@%h" --loglevel=INFO --concurrency=1 \
+  >"$LOGS/celery-training.log" 2>&1 &
 pids+=($!)
 
 echo "==> starting the web server (log: ${LOGS}/web.log)"
