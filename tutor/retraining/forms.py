@@ -4,6 +4,7 @@ from django.conf import settings
 from training.jobs import TrainJobConfig
 from tutor.classes.models import Classroom
 
+from . import services
 from .export import count_window_problems
 from .models import ModelVersion
 
@@ -157,7 +158,7 @@ class TrainingJobForm(forms.Form):
             base_model=base.base_model,
             init_adapter=base.adapter_path or None,
             endpoint=settings.TUTOR_TRAINING_BASE_URL,
-            student_model=settings.TUTOR_MODEL_NAME,
+            student_model=services.base_version().name,  # as in evaluation (runner)
             steps=data["steps"],
             problems_per_step=data["problems_per_step"],
             group_size=data["group_size"],
