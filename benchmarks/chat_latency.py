@@ -569,6 +569,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir", default=DEFAULT_MODEL_DIR, help="model a started vLLM serves"
     )
+    parser.add_argument(
+        "--enable-lora",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start vLLM with LoRA enabled, as scripts/start.sh serves (promoted versions are "
+        "adapters); --no-enable-lora for a base-only server",
+    )
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--message", default=STUDENT_MESSAGE, help="the student's message")
     parser.add_argument(
@@ -852,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
                     env={**os.environ, **key_values(args.vllm_env, "--vllm-env")},
                     log_path=tmp / "vllm.log",
                     ready_timeout=900,
+                    enable_lora=args.enable_lora,
                 )
                 say(f"... starting vLLM on {args.model_dir} (log {tmp / 'vllm.log'})")
                 say(f"    {' '.join(server.command)}")

@@ -108,6 +108,9 @@ if not _is_sqlite and env_bool("DATABASE_POOL", False):
         "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
     }
 if _is_sqlite:
+    # Django's backend, with the writers of this process queued on a lock rather than SQLite's
+    # busy handler, which sleeps between tries (see tutor/db/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "tutor.db.sqlite3"
     # Several processes (web, worker) share the file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

@@ -81,27 +81,36 @@ def transcript_payload(session: TutoringSession) -> dict:
 
 def store_student_message(
     session: TutoringSession, text: str, client_id: uuid.UUID | None
-) -> tuple[Message, bool]:
-    """Store the message; return it and whether it is new (False for a resent client_id)."""
-    if client_id is not None:
-        existing = Message.objects.filter(session=session, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
+) -> tuple[Message | None, bool]:
+    """Store the message if the session is open; return it and whether it is new.
+
+    ``(None, False)`` when the session is closed. A resent ``client_id`` returns the message
+    stored the first time, and False. The status check, the insert and the session's
+    ``updated_at`` are one transaction, so a session closed meanwhile takes no more messages.
+    The common case (a new message) costs one transaction of two statements: this is on the
+    path to the tutor's first token.
+    """
     try:
-        with transaction.atomic():  # one commit for both writes
+        with transaction.atomic():
+            still_open = TutoringSession.objects.filter(
+                pk=session.pk, status=TutoringSession.Status.OPEN
+            ).update(updated_at=timezone.now())
+            if not still_open:
+                return None, False
             message = Message.objects.create(
                 session=session, role=Message.Role.STUDENT, text=text, client_id=client_id
             )
-            TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except IntegrityError:
-        # The same client_id raced in on another socket of the same student.
+        if client_id is None:
+            raise
+        # A resend (after a reconnect), or the same client_id raced in on another socket.
         return Message.objects.get(session=session, client_id=client_id), False
     return message, True
 
 
 def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
     problem = session.problem
-    history = [Turn(role=m.role, text=m.text) for m in session.messages.only("role", "text")]
+    history = [Turn(role, text) for role, text in session.messages.values_list("role", "text")]
     return build_tutor_messages(
         ProblemContext(
             text=problem.text, final_answer=problem.final_answer, solution=problem.solution
@@ -174,22 +183,23 @@ def session_model(session: TutoringSession) -> ServedModel:
 
 
 def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
-    message = Message.objects.create(
-        session=session,
-        role=Message.Role.TUTOR,
-        text=reply.text,
-        thinking=reply.thinking,
-        partial=reply.partial,
-        finish_reason=reply.finish_reason,
-        error=reply.error[:300],
-        model_name=reply.model_name,
-        model_version_id=reply.model_version_id,
-        prompt_tokens=reply.prompt_tokens,
-        completion_tokens=reply.completion_tokens,
-        time_to_first_token_ms=reply.time_to_first_token_ms,
-        duration_ms=reply.duration_ms,
-    )
-    TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    with transaction.atomic():  # one commit for both writes
+        message = Message.objects.create(
+            session=session,
+            role=Message.Role.TUTOR,
+            text=reply.text,
+            thinking=reply.thinking,
+            partial=reply.partial,
+            finish_reason=reply.finish_reason,
+            error=reply.error[:300],
+            model_name=reply.model_name,
+            model_version_id=reply.model_version_id,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            time_to_first_token_ms=reply.time_to_first_token_ms,
+            duration_ms=reply.duration_ms,
+        )
+        TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     queue_turn_check(message)
     return message
 
@@ -248,10 +258,10 @@ def accept_student_message(
     """
     from tutor.reviews import services as reviews
 
-    session.refresh_from_db(fields=["status", "outcome"])
-    if session.status != TutoringSession.Status.OPEN:
-        return StudentTurn(message=None, closed=True)
     message, created = store_student_message(session, text, client_id)
+    if message is None:
+        session.refresh_from_db(fields=["status", "outcome"])
+        return StudentTurn(message=None, closed=True)
     if not created:
         return StudentTurn(message=message)
     announce = None
