@@ -34,8 +34,10 @@ import asyncio
 import contextlib
 import inspect
 import json
+import math
 import os
 import platform
+import random
 import re
 import resource
 import secrets
@@ -490,11 +492,63 @@ def summarize(batches: list[Batch]) -> dict:
     return out
 
 
+def rounds_for(args: argparse.Namespace, n: int) -> int:
+    """Rounds at concurrency ``n``: ``--rounds``, or more until each side has
+    ``--min-replies`` replies."""
+    return max(args.rounds, math.ceil(args.min_replies / n))
+
+
+def ratio_intervals(
+    platform_batches: list[Batch], direct_batches: list[Batch], resamples: int, seed: int = 0
+) -> dict[str, tuple[float, float] | None]:
+    """95% percentile-bootstrap intervals of the TTFT-median and throughput ratios.
+
+    The unit resampled is the round (a platform batch with the direct batch of the same
+    round): replies of one batch share the model server's scheduling steps, so they are not
+    independent of each other.
+    """
+    platform_by_round = {b.round: b for b in platform_batches}
+    direct_by_round = {b.round: b for b in direct_batches}
+    rounds = sorted(platform_by_round.keys() & direct_by_round.keys())
+    if resamples == 0 or len(rounds) < 2:
+        return {"ttft_median_ratio": None, "throughput_ratio": None}
+
+    def ttft_median(batches: list[Batch]) -> float | None:
+        return percentile([r.ttft_ms for b in batches for r in b.replies if r.ttft_ms], 0.5)
+
+    def throughput(batches: list[Batch]) -> float | None:
+        return percentile([b.tokens / b.wall_s for b in batches if b.wall_s], 0.5)
+
+    rng = random.Random(seed)
+    ttft_ratios, throughput_ratios = [], []
+    for _ in range(resamples):
+        picked = [rng.choice(rounds) for _ in rounds]
+        plat = [platform_by_round[r] for r in picked]
+        dire = [direct_by_round[r] for r in picked]
+        if (value := ratio(ttft_median(plat), ttft_median(dire))) is not None:
+            ttft_ratios.append(value)
+        if (value := ratio(throughput(plat), throughput(dire))) is not None:
+            throughput_ratios.append(value)
+
+    def interval(values: list[float]) -> tuple[float, float] | None:
+        return (percentile(values, 0.025), percentile(values, 0.975)) if values else None
+
+    return {
+        "ttft_median_ratio": interval(ttft_ratios),
+        "throughput_ratio": interval(throughput_ratios),
+    }
+
+
 def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(n: int, platform_s: dict, direct_s: dict) -> dict:
+def print_table(
+    n: int,
+    platform_s: dict,
+    direct_s: dict,
+    intervals: dict[str, tuple[float, float] | None],
+) -> dict:
     ttft_ratio = ratio(platform_s["ttft_ms_median"], direct_s["ttft_ms_median"])
     p95_ratio = ratio(platform_s["ttft_ms_p95"], direct_s["ttft_ms_p95"])
     end_ratio = ratio(platform_s["end_ms_median"], direct_s["end_ms_median"])
@@ -511,10 +565,20 @@ def print_table(n: int, platform_s: dict, direct_s: dict) -> dict:
     ]
     say("")
     say(f"== N = {n}  ({platform_s['replies']} platform / {direct_s['replies']} direct replies)")
-    say(f"   {'':24}{'platform':>12}{'direct':>12}{'plat/direct':>13}")
+    interval_of = {
+        "ttft_ms_median": intervals.get("ttft_median_ratio"),
+        "tokens_per_s": intervals.get("throughput_ratio"),
+    }
+    say(f"   {'':24}{'platform':>12}{'direct':>12}{'plat/direct':>13}   95% interval")
     for label, key, r in rows:
-        say(f"   {label:24}{fmt(platform_s[key]):>12}{fmt(direct_s[key]):>12}{fmt(r, '.3f'):>13}")
+        band = interval_of.get(key)
+        band_text = f"   [{band[0]:.3f}, {band[1]:.3f}]" if band else ""
+        say(
+            f"   {label:24}{fmt(platform_s[key]):>12}{fmt(direct_s[key]):>12}"
+            f"{fmt(r, '.3f'):>13}{band_text}"
+        )
     say("   * median over the batches of completion tokens / batch wall time")
+    say("   intervals: bootstrap over rounds (a platform batch with its direct batch)")
     breakdown = platform_s.get("breakdown_ms_median")
     if breakdown:
         say(
@@ -544,6 +608,8 @@ def print_table(n: int, platform_s: dict, direct_s: dict) -> dict:
         "throughput_loss": tps_loss,
         "ttft_goal_met": ttft_ok,
         "throughput_goal_met": tps_ok,
+        "ttft_median_ratio_95ci": intervals.get("ttft_median_ratio"),
+        "throughput_ratio_95ci": intervals.get("throughput_ratio"),
     }
 
 
@@ -556,7 +622,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="platform/direct pairs of batches per N, at least"
+    )
+    parser.add_argument(
+        "--min-replies",
+        type=int,
+        default=16,
+        help="more rounds for a small N until each side has this many replies: one reply per "
+        "batch (N = 1) is too few for a median, and the model server's step boundaries make "
+        "single batches noisy",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=2000, help="resamples for the ratios' 95%% intervals"
+    )
     parser.add_argument(
         "--vllm-url", default=None, help="a running OpenAI-compatible server (.../v1)"
     )
@@ -630,6 +709,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.concurrency) or args.rounds < 1:
         parser.error("--concurrency values and --rounds must be at least 1")
+    if args.min_replies < 0 or args.bootstrap < 0:
+        parser.error("--min-replies and --bootstrap cannot be negative")
     return args
 
 
@@ -781,12 +862,14 @@ async def measure(
     report(await run_direct(1, 0))
 
     batches: list[Batch] = []
-    for rnd in range(1, args.rounds + 1):
+    for rnd in range(1, max(rounds_for(args, n) for n in args.concurrency) + 1):
         for index, n in enumerate(args.concurrency):
+            if rnd > rounds_for(args, n):
+                continue
             order = ["platform", "direct"] if (rnd + index) % 2 else ["direct", "platform"]
             for attempt in range(args.retries + 1):
                 again = f", attempt {attempt + 1}" if attempt else ""
-                say(f"--- round {rnd}/{args.rounds}, N = {n}{again}")
+                say(f"--- round {rnd}/{rounds_for(args, n)}, N = {n}{again}")
                 pair = []
                 for kind in order:
                     await asyncio.sleep(args.pause)
@@ -888,8 +971,8 @@ def main(argv: list[str] | None = None) -> int:
             password = secrets.token_urlsafe(12)
             batches_spec = [{"key": "warmup", "size": 1}] + [
                 {"key": f"r{r}-n{n}-a{a}", "size": n}
-                for r in range(1, args.rounds + 1)
                 for n in args.concurrency
+                for r in range(1, rounds_for(args, n) + 1)
                 for a in range(args.retries + 1)
             ]
             say(
@@ -937,15 +1020,18 @@ def main(argv: list[str] | None = None) -> int:
         # -- the figures
         say("")
         say(
-            f"Results: max_tokens {args.max_tokens}, temperature 0, {args.rounds} round(s), "
+            f"Results: max_tokens {args.max_tokens}, temperature 0, rounds per N "
+            f"{ {n: rounds_for(args, n) for n in args.concurrency} }, "
             f"{os.cpu_count()} CPUs, database {'$DATABASE_URL' if external_db else 'SQLite'}; "
             f"{len(discarded)} batches discarded for machine noise and run again"
         )
         per_n: dict[str, dict] = {}
         for n in args.concurrency:
-            plat = summarize([b for b in batches if b.kind == "platform" and b.concurrency == n])
-            dire = summarize([b for b in batches if b.kind == "direct" and b.concurrency == n])
-            comparison = print_table(n, plat, dire)
+            plat_batches = [b for b in batches if b.kind == "platform" and b.concurrency == n]
+            dire_batches = [b for b in batches if b.kind == "direct" and b.concurrency == n]
+            plat, dire = summarize(plat_batches), summarize(dire_batches)
+            intervals = ratio_intervals(plat_batches, dire_batches, args.bootstrap)
+            comparison = print_table(n, plat, dire, intervals)
             prompt_tokens = {
                 r.prompt_tokens for b in batches if b.concurrency == n for r in b.replies
             } - {None}
