@@ -686,6 +686,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "small machine, as on a deployment where web and model servers are separate hosts",
     )
     parser.add_argument(
+        "--vllm-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run a vLLM started here at this niceness, as scripts/start.sh does "
+        "($TUTOR_VLLM_NICE, default 10): on a machine shared with the platform, the platform's "
+        "short bursts of work then go before the model server's long ones",
+    )
+    parser.add_argument(
         "--platform-cpus",
         default=None,
         metavar="LIST",
@@ -943,19 +952,23 @@ def main(argv: list[str] | None = None) -> int:
                     log_path=tmp / "vllm.log",
                     ready_timeout=900,
                     enable_lora=args.enable_lora,
+                    nice=args.vllm_nice,
                 )
                 say(f"... starting vLLM on {args.model_dir} (log {tmp / 'vllm.log'})")
                 say(f"    {' '.join(server.command)}")
                 server.start()
                 stack.callback(server.stop)
                 vllm_cpus = cpu_list(args.vllm_cpus)
+                # Before the API server spawns its engine core, which inherits it; again
+                # once it is up, for threads started in between.
                 if vllm_cpus:
-                    # Before the API server spawns its engine core, which inherits it.
                     pin_tree(server.process.pid, vllm_cpus)
                 server.wait_ready()
                 if vllm_cpus:
                     pin_tree(server.process.pid, vllm_cpus)
                     say(f"vLLM pinned to CPUs {sorted(vllm_cpus)}")
+                if args.vllm_nice:
+                    say(f"vLLM at niceness {args.vllm_nice}")
                 api_base = server.api_base
                 vllm_pid = server.process.pid
                 say(f"vLLM ready at {api_base} after {server.ready_after:.1f}s")

@@ -233,6 +233,7 @@ class VLLMServer:
         ready_timeout: float = 300.0,
         warmup: bool = True,
         die_with_parent: bool = False,
+        nice: int = 0,
     ) -> None:
         self.model = None if model is None else str(model)
         self.host = host
@@ -245,6 +246,7 @@ class VLLMServer:
         self.warmup = warmup
         self.warmup_seconds: float | None = None
         self.die_with_parent = die_with_parent
+        self.nice = nice
         self.command = build_command(
             self.model or "default",
             host=host,
@@ -309,9 +311,16 @@ class VLLMServer:
                 stdout=log,
                 stderr=subprocess.STDOUT if log is not None else None,
                 start_new_session=True,  # its own process group, so stop() reaches every child
-                preexec_fn=_set_parent_death_signal if self.die_with_parent else None,
+                preexec_fn=self._prepare_child if self.nice or self.die_with_parent else None,
             )
         return self
+
+    def _prepare_child(self) -> None:
+        """In the child before vLLM starts (so every thread it makes inherits it)."""
+        if self.nice:
+            os.nice(self.nice)
+        if self.die_with_parent:
+            _set_parent_death_signal()
 
     def wait_ready(self, timeout: float | None = None) -> float:
         """Block until the server answers; return seconds since ``start()``. With
@@ -470,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run vLLM at this niceness: on a machine it shares with the web server (the "
+        "embedded default), the web server's short bursts of work then go first",
+    )
+    parser.add_argument(
         "--warmup",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -508,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_timeout=args.ready_timeout,
         warmup=args.warmup,
         die_with_parent=True,
+        nice=args.nice,
         **common,
     )
 

@@ -5,7 +5,8 @@
 #
 # Environment: TUTOR_HOST (127.0.0.1), TUTOR_PORT (8000), VLLM_PORT (8001), TUTOR_MODEL (a local
 # HF folder or hub id; default: the prepared SmolLM2), TUTOR_MODEL_BASE_URL (use an existing
-# OpenAI-compatible server instead of starting vLLM), DATABASE_URL and REDIS_URL (production).
+# OpenAI-compatible server instead of starting vLLM), TUTOR_VLLM_NICE (10: vLLM's niceness beside
+# the web server), DATABASE_URL and REDIS_URL (production).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +38,12 @@ if [ -z "${TUTOR_MODEL_BASE_URL:-}" ]; then
   echo "==> starting vLLM on port ${VLLM_PORT} (log: ${LOGS}/vllm.log)"
   # --enable-lora (with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, set by the launcher): promoted
   # adapters are loaded at run time, without a restart (docs/retraining.md).
+  # --nice: vLLM shares this machine's cores with the web server; the web server's short bursts
+  # (storing a message, sending a frame) then go before the model's long ones, which keeps the
+  # platform's own cost in time to first token small (benchmarks/chat_latency.py --vllm-nice).
   $PY -m inference.launcher --model "${TUTOR_MODEL:-default}" --port "$VLLM_PORT" \
     --served-model-name "${TUTOR_MODEL_NAME:-smollm2-135m-instruct}" --enable-lora \
+    --nice "${TUTOR_VLLM_NICE:-10}" \
     >"$LOGS/vllm.log" 2>&1 &
   pids+=($!)
 fi

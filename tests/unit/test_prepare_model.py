@@ -172,3 +172,19 @@ def test_cli_prints_the_command_with_unknown_options_passed_through(capsys):
     assert "HF_HUB_OFFLINE=1" in env_line
     assert "--port 9001" in cmd_line and "--max-num-seqs 2" in cmd_line
     assert cmd_line.count("--max-num-seqs") == 1
+
+
+def test_the_server_runs_at_the_niceness_asked_for(tmp_path):
+    """``nice`` applies in the child before vLLM starts, so every thread it makes inherits it.
+    A stand-in for Python records the niceness it was started with."""
+    record = tmp_path / "niceness"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!/bin/sh\nnice > {record}\n")
+    fake_python.chmod(0o755)
+    server = launcher.VLLMServer(
+        "some-model", python=str(fake_python), cpu=True, nice=7, log_path=tmp_path / "log"
+    )
+    server.start()
+    assert server.process.wait(10) == 0
+    expected = min(19, int(subprocess.check_output(["nice"], text=True)) + 7)
+    assert int(record.read_text()) == expected

@@ -33,7 +33,7 @@ from inference.coalesce import DeltaCoalescer
 from inference.thinking import ThinkStripper
 from tutor.reviews.services import notify_flag_async
 
-from . import services
+from . import intake, services
 from .frames import FrameError, clean_text, parse_frame, parse_student_message
 from .models import TutoringSession
 
@@ -44,14 +44,6 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 SESSION_CLOSED = "You already solved this problem. Start a new session to keep practising."
 
-
-# The student's message is on the path to the first token. Channels runs database calls on one
-# shared thread by default, so concurrent students queued behind each other there
-# (benchmarks/chat_latency.py); this call runs in a thread pool instead, each thread with its own
-# connection (SQLite serialises writers itself; PostgreSQL runs them side by side).
-accept_student_message = database_sync_to_async(
-    services.accept_student_message, thread_sensitive=False
-)
 
 # Storing the reply also publishes the post-turn check to the broker; if the broker is slow or
 # down that must not hold up Channels' shared database thread (every socket's queries).
@@ -132,7 +124,8 @@ class TutorConsumer(AsyncWebsocketConsumer):
             raise FrameError(
                 "busy", "The tutor is still answering; wait or press Stop first.", client_id
             )
-        turn = await accept_student_message(self.session, message.text, message.client_id)
+        # Stored (and the prompt built) before the model is asked; see intake.py.
+        turn = await intake.accept_student_message(self.session, message.text, message.client_id)
         if turn.closed:
             raise FrameError("session_closed", SESSION_CLOSED, client_id)
         await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
