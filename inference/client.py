@@ -12,6 +12,8 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 
+DEFAULT_FIRST_TOKEN_TIMEOUT = 300.0
+
 
 class ModelServerError(Exception):
     """The model server failed while answering (it may have sent part of a reply)."""
@@ -29,10 +31,28 @@ class ModelNotFound(ModelUnavailable):
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """Where the model server is, and how long to wait for it.
+
+    ``read_timeout`` bounds the silence between two chunks of a reply once it streams.
+    ``first_token_timeout`` bounds the wait for the first chunk, which is longer: a busy vLLM
+    server queues requests beyond its ``--max-num-seqs`` and sends nothing until one is
+    scheduled, so with 32 students on a small CPU server the last of them waited over a minute
+    (benchmarks/chat_latency.py). That wait is a queue, not a failure; a server that is down or
+    dies is reported at once (refused or closed connection), whatever the timeouts.
+    ``None``: the larger of ``read_timeout`` and 300 s.
+    """
+
     base_url: str
     api_key: str = "not-needed"
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    first_token_timeout: float | None = None
+
+    @property
+    def first_chunk_wait(self) -> float:
+        if self.first_token_timeout is not None:
+            return self.first_token_timeout
+        return max(self.read_timeout, DEFAULT_FIRST_TOKEN_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,10 @@ def get_client(config: ServerConfig) -> AsyncOpenAI:
     per_loop = _clients.setdefault(loop, {})
     client = per_loop.get(config)
     if client is None:
-        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        # httpx's read timeout covers the longest silence allowed (the wait for the first
+        # chunk); stream_chat enforces the shorter one between chunks.
+        read = max(config.read_timeout, config.first_chunk_wait)
+        timeout = httpx.Timeout(read, connect=config.connect_timeout)
         client = AsyncOpenAI(
             base_url=config.base_url, api_key=config.api_key, timeout=timeout, max_retries=0
         )
@@ -96,7 +119,21 @@ async def stream_chat(
         ) from exc
     try:
         async with stream:
-            async for chunk in stream:
+            chunks = aiter(stream)
+            first = True
+            while True:
+                wait = config.first_chunk_wait if first else config.read_timeout
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    where = "before the first token" if first else "mid-reply"
+                    raise ModelServerError(
+                        f"the model server sent nothing for {wait:g} s {where}"
+                    ) from None
+                first = False
                 usage = chunk.usage
                 for choice in chunk.choices:
                     text = choice.delta.content or "" if choice.delta else ""

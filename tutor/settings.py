@@ -189,7 +189,10 @@ TUTOR_MODEL_NAME = os.environ.get("TUTOR_MODEL_NAME", "smollm2-135m-instruct")
 # teachers); train versions with the same setting (TrainJobConfig.hidden_planning).
 TUTOR_HIDDEN_PLANNING = os.environ.get("TUTOR_HIDDEN_PLANNING", "").lower() in {"1", "true", "yes"}
 TUTOR_MODEL_CONNECT_TIMEOUT = float(os.environ.get("TUTOR_MODEL_CONNECT_TIMEOUT", "5"))
+# Longest silence between two chunks of a streaming reply, and longest wait for the first one:
+# a busy model server queues requests and sends nothing until it schedules them.
 TUTOR_MODEL_READ_TIMEOUT = float(os.environ.get("TUTOR_MODEL_READ_TIMEOUT", "60"))
+TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = float(os.environ.get("TUTOR_MODEL_FIRST_TOKEN_TIMEOUT", "300"))
 TUTOR_MAX_REPLY_TOKENS = int(os.environ.get("TUTOR_MAX_REPLY_TOKENS", "400"))
 TUTOR_TEMPERATURE = float(os.environ.get("TUTOR_TEMPERATURE", "0.7"))
 # How long the consumer gathers deltas before sending them on; the first delta goes at once.

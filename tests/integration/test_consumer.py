@@ -190,6 +190,59 @@ async def test_model_server_dying_mid_stream_keeps_what_was_written(
     await ws.disconnect()
 
 
+async def test_a_queued_request_waits_past_the_read_timeout_for_its_first_token(
+    connect, model_server, settings, student, tutoring_session
+):
+    # A busy vLLM server sends nothing until it schedules the request: that is a queue, and the
+    # reply must come, however long the silence between later chunks may be.
+    settings.TUTOR_MODEL_READ_TIMEOUT = 0.3
+    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = 10
+    model_server.queue_seconds = 1.0
+    ws = await connect(tutoring_session.pk, student)
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "[queued] help"})
+    frames = []
+    end = await receive_until(ws, "reply.end", collect=frames)
+    assert not [f for f in frames if f["type"] == "error"]
+    assert end["message"]["text"] == "Good start! What is $3x$?"
+    assert end["message"]["partial"] is False
+    await ws.disconnect()
+
+
+async def test_a_model_that_stops_sending_mid_reply_times_out_and_keeps_what_it_wrote(
+    connect, model_server, settings, student, tutoring_session
+):
+    settings.TUTOR_MODEL_READ_TIMEOUT = 0.5
+    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = 10
+    ws = await connect(tutoring_session.pk, student)
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "[stall] help"})
+    error = await receive_until(ws, "error", wait=5)
+    assert error["code"] == "model_failed"
+    end = await receive_until(ws, "reply.end")
+    assert end["message"]["partial"] is True
+    assert end["message"]["text"] == "Let's see"
+    tutor = await sync_to_async(stored)(tutoring_session, role="tutor")
+    assert tutor[0].error == "the model server sent nothing for 0.5 s mid-reply"
+    await ws.disconnect()
+
+
+async def test_a_model_that_never_starts_answering_times_out_with_a_clear_error(
+    connect, model_server, settings, student, tutoring_session
+):
+    settings.TUTOR_MODEL_READ_TIMEOUT = 0.2
+    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = 0.6
+    ws = await connect(tutoring_session.pk, student)
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "message", "text": "[hang] help"})
+    error = await receive_until(ws, "error", wait=5)
+    assert error["code"] == "model_failed"
+    end = await receive_until(ws, "reply.end")
+    assert end["message"] is None  # nothing was written; the student's message is kept
+    assert [m.text for m in await sync_to_async(stored)(tutoring_session)] == ["[hang] help"]
+    await ws.disconnect()
+
+
 async def test_a_hanging_model_does_not_block_other_students(
     connect, model_server, make_user, problem, student, tutoring_session
 ):

@@ -61,6 +61,9 @@ class ScriptedModelServer:
         # (status, body) that /v1/load_lora_adapter answers instead of loading
         self.load_error: tuple[int, dict] | None = None
         self.aborted = 0
+        # "[queued]": seconds of silence before the first chunk, as a busy vLLM server sends
+        # nothing until it schedules a request
+        self.queue_seconds = 1.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -102,6 +105,13 @@ class ScriptedModelServer:
                 return response
             elif "[hang]" in last_user:
                 await asyncio.sleep(30)
+            elif "[stall]" in last_user:
+                await response.write(_chunk("Let's see"))
+                await asyncio.sleep(30)  # alive, but no more tokens
+            elif "[queued]" in last_user:
+                await asyncio.sleep(self.queue_seconds)
+                for piece in NORMAL_CHUNKS:
+                    await response.write(_chunk(piece))
             else:
                 for piece in NORMAL_CHUNKS:
                     await response.write(_chunk(piece))

@@ -6,7 +6,14 @@ import argparse
 
 import pytest
 
-from benchmarks.chat_latency import Batch, Reply, ratio_intervals, rounds_for
+from benchmarks.chat_latency import (
+    Batch,
+    Reply,
+    print_table,
+    ratio_intervals,
+    rounds_for,
+    summarize,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +47,17 @@ def test_noisy_rounds_give_a_wide_interval():
 def test_no_interval_from_a_single_round():
     intervals = ratio_intervals([batch("platform", 1, [1.0])], [batch("direct", 1, [1.0])], 100)
     assert intervals == {"ttft_median_ratio": None, "throughput_ratio": None}
+
+
+def test_failed_replies_miss_the_goal_whatever_the_ratios_of_the_rest():
+    # Failed replies have no TTFT, so the medians of the rest can look good.
+    platform = [batch("platform", 1, [100.0, 100.0])]
+    platform[0].replies.append(Reply(ttft_ms=None, end_ms=5.0, error="model_failed"))
+    direct = [batch("direct", 1, [100.0, 100.0, 100.0])]
+    verdict = print_table(3, summarize(platform), summarize(direct), {})
+    assert verdict["ttft_overhead"] == 0 and not verdict["ttft_goal_met"]
+    assert not verdict["throughput_goal_met"]
+    clean = print_table(
+        2, summarize([batch("platform", 1, [100.0, 100.0])]), summarize(direct[:1]), {}
+    )
+    assert clean["ttft_goal_met"]

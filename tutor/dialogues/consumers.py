@@ -56,6 +56,7 @@ def model_server_config() -> ServerConfig:
         api_key=settings.TUTOR_MODEL_API_KEY,
         connect_timeout=settings.TUTOR_MODEL_CONNECT_TIMEOUT,
         read_timeout=settings.TUTOR_MODEL_READ_TIMEOUT,
+        first_token_timeout=settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT,
     )
 
 
