@@ -6,6 +6,26 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with a clean end on PostgreSQL.
+
+    Consumers run database calls on worker threads (``thread_sensitive=False``); a connection
+    such a thread still holds at the end kept the test database from being dropped ("being
+    accessed by other users"). They are closed from the server's side before the drop.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, role: str = "student", password: str = "pw-for-tests"):
