@@ -59,7 +59,13 @@ class EndpointConfig:
     send_seed: bool = True
 
     def server_config(self) -> ServerConfig:
-        return ServerConfig(base_url=self.base_url, api_key=self.api_key, read_timeout=self.timeout)
+        # Non-streaming: the whole reply is the first chunk, so both waits are ``timeout``.
+        return ServerConfig(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            read_timeout=self.timeout,
+            first_token_timeout=self.timeout,
+        )
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,9 @@ async def test_async_progress_callback_is_awaited():
     await run_rollouts([PROBLEM] * 2, TUTOR, STUDENT_MODEL, max_turns=1, k=1,
                        progress=progress, chat=FakeEndpoint())  # fmt: skip
     assert calls == [1, 2]
+
+
+def test_a_rollout_request_waits_its_own_timeout_not_the_streaming_first_token_wait():
+    # Non-streaming: the chat client's first-token wait (300 s by default) must not apply.
+    config = EndpointConfig(base_url="http://127.0.0.1:1/v1", model="m", timeout=7).server_config()
+    assert config.read_timeout == 7 and config.first_chunk_wait == 7
