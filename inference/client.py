@@ -12,8 +12,6 @@ import httpx
 import openai
 from openai import AsyncOpenAI
 
-DEFAULT_FIRST_TOKEN_TIMEOUT = 300.0
-
 
 class ModelServerError(Exception):
     """The model server failed while answering (it may have sent part of a reply)."""
@@ -39,20 +37,13 @@ class ServerConfig:
     scheduled, so with 32 students on a small CPU server the last of them waited over a minute
     (benchmarks/chat_latency.py). That wait is a queue, not a failure; a server that is down or
     dies is reported at once (refused or closed connection), whatever the timeouts.
-    ``None``: the larger of ``read_timeout`` and 300 s.
     """
 
     base_url: str
     api_key: str = "not-needed"
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    first_token_timeout: float | None = None
-
-    @property
-    def first_chunk_wait(self) -> float:
-        if self.first_token_timeout is not None:
-            return self.first_token_timeout
-        return max(self.read_timeout, DEFAULT_FIRST_TOKEN_TIMEOUT)
+    first_token_timeout: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ def get_client(config: ServerConfig) -> AsyncOpenAI:
     if client is None:
         # httpx's read timeout covers the longest silence allowed (the wait for the first
         # chunk); stream_chat enforces the shorter one between chunks.
-        read = max(config.read_timeout, config.first_chunk_wait)
+        read = max(config.read_timeout, config.first_token_timeout)
         timeout = httpx.Timeout(read, connect=config.connect_timeout)
         client = AsyncOpenAI(
             base_url=config.base_url, api_key=config.api_key, timeout=timeout, max_retries=0
@@ -122,7 +113,7 @@ async def stream_chat(
             chunks = aiter(stream)
             first = True
             while True:
-                wait = config.first_chunk_wait if first else config.read_timeout
+                wait = config.first_token_timeout if first else config.read_timeout
                 try:
                     async with asyncio.timeout(wait):
                         chunk = await anext(chunks)

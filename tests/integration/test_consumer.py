@@ -209,37 +209,35 @@ async def test_a_queued_request_waits_past_the_read_timeout_for_its_first_token(
     await ws.disconnect()
 
 
-async def test_a_model_that_stops_sending_mid_reply_times_out_and_keeps_what_it_wrote(
-    connect, model_server, settings, student, tutoring_session
-):
-    settings.TUTOR_MODEL_READ_TIMEOUT = 0.5
-    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = 10
+@pytest.mark.parametrize(
+    ("text", "read_timeout", "first_token_timeout", "written", "error"),
+    [
+        # alive, one chunk, then silence: timed out between chunks, what it wrote is kept
+        ("[stall] help", 0.5, 10, "Let's see", "the model server sent nothing for 0.5 s mid-reply"),
+        # never starts: timed out waiting for the first chunk, nothing to keep but the message
+        ("[hang] help", 0.2, 0.6, None, None),
+    ],
+)
+async def test_a_model_that_goes_silent_times_out_with_a_clear_error(
+    connect, model_server, settings, student, tutoring_session,
+    text, read_timeout, first_token_timeout, written, error,
+):  # fmt: skip
+    settings.TUTOR_MODEL_READ_TIMEOUT = read_timeout
+    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = first_token_timeout
     ws = await connect(tutoring_session.pk, student)
     await ws.receive_json_from()
-    await ws.send_json_to({"type": "message", "text": "[stall] help"})
-    error = await receive_until(ws, "error", wait=5)
-    assert error["code"] == "model_failed"
+    await ws.send_json_to({"type": "message", "text": text})
+    frame = await receive_until(ws, "error", wait=5)
+    assert frame["code"] == "model_failed"
     end = await receive_until(ws, "reply.end")
-    assert end["message"]["partial"] is True
-    assert end["message"]["text"] == "Let's see"
-    tutor = await sync_to_async(stored)(tutoring_session, role="tutor")
-    assert tutor[0].error == "the model server sent nothing for 0.5 s mid-reply"
-    await ws.disconnect()
-
-
-async def test_a_model_that_never_starts_answering_times_out_with_a_clear_error(
-    connect, model_server, settings, student, tutoring_session
-):
-    settings.TUTOR_MODEL_READ_TIMEOUT = 0.2
-    settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = 0.6
-    ws = await connect(tutoring_session.pk, student)
-    await ws.receive_json_from()
-    await ws.send_json_to({"type": "message", "text": "[hang] help"})
-    error = await receive_until(ws, "error", wait=5)
-    assert error["code"] == "model_failed"
-    end = await receive_until(ws, "reply.end")
-    assert end["message"] is None  # nothing was written; the student's message is kept
-    assert [m.text for m in await sync_to_async(stored)(tutoring_session)] == ["[hang] help"]
+    messages = await sync_to_async(stored)(tutoring_session)
+    assert messages[0].text == text  # the student's message is kept
+    if written is None:
+        assert end["message"] is None and len(messages) == 1
+    else:
+        assert end["message"]["partial"] is True
+        assert end["message"]["text"] == written
+        assert messages[1].error == error
     await ws.disconnect()
 
 

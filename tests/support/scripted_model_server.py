@@ -93,6 +93,8 @@ class ScriptedModelServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
+            if "[queued]" in last_user:  # then the normal reply
+                await asyncio.sleep(self.queue_seconds)
             if "[slow]" in last_user:
                 for i in range(200):
                     await response.write(_chunk(f"word{i} "))
@@ -108,10 +110,6 @@ class ScriptedModelServer:
             elif "[stall]" in last_user:
                 await response.write(_chunk("Let's see"))
                 await asyncio.sleep(30)  # alive, but no more tokens
-            elif "[queued]" in last_user:
-                await asyncio.sleep(self.queue_seconds)
-                for piece in NORMAL_CHUNKS:
-                    await response.write(_chunk(piece))
             else:
                 for piece in NORMAL_CHUNKS:
                     await response.write(_chunk(piece))

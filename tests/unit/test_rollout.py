@@ -168,4 +168,4 @@ async def test_async_progress_callback_is_awaited():
 def test_a_rollout_request_waits_its_own_timeout_not_the_streaming_first_token_wait():
     # Non-streaming: the chat client's first-token wait (300 s by default) must not apply.
     config = EndpointConfig(base_url="http://127.0.0.1:1/v1", model="m", timeout=7).server_config()
-    assert config.read_timeout == 7 and config.first_chunk_wait == 7
+    assert config.read_timeout == 7 and config.first_token_timeout == 7
