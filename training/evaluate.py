@@ -7,14 +7,19 @@
 
 A progress bar goes to stderr, a summary table to stdout. With ``--compare ACTIVE_REPORT``
 the promotion gate runs against that report; its verdict is printed and stored in the report
-under ``gate``. Exit status: 0; 1 when no task measured a single item; 3 when the gate fails.
-See docs/evaluation.md.
+under ``gate``. A task that lost more than ``--max-infra-failures`` of its items to the model
+server (unreachable, timing out, 5xx, model not served), or measured none, stops the run: the
+report is still written, with the reason under ``error``. ``--api-key`` (default: the
+environment's ``TUTOR_MODEL_API_KEY``) is sent to the server as a bearer token. Exit status: 0;
+1 when no task measured a single item; 3 when the gate fails; 4 when the run stopped for
+infrastructure failures. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,18 @@ from tqdm.auto import tqdm
 
 from training import rollout
 from training.dataset import read_dataset
-from training.evaluation import TASKS, EvaluationConfig, list_models, run_evaluation
+from training.evaluation import (
+    TASKS,
+    EvaluationConfig,
+    EvaluationIncomplete,
+    list_models,
+    run_evaluation,
+)
 from training.evaluation.gate import promotion_gate
 from training.rollout import ChatFn
+
+DEFAULT_MAX_INFRA_FAILURES = 0.1
+INCOMPLETE = 4  # exit status: the run stopped for infrastructure failures
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +70,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--problems", help="our own problems to mix in: a dataset file (training/dataset.py)"
     )
     parser.add_argument("--transcripts", action="store_true", help="keep dialogue transcripts")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TUTOR_MODEL_API_KEY") or None,
+        help="bearer token for the server(s) (default: $TUTOR_MODEL_API_KEY)",
+    )
+    parser.add_argument(
+        "--max-infra-failures",
+        type=float,
+        default=DEFAULT_MAX_INFRA_FAILURES,
+        help="stop when a task loses more than this share of its items to the model server "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="never stop for infrastructure failures; only record them on the items",
+    )
     parser.add_argument("--compare", help="the active version's report: run the promotion gate")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True, help="where to write the JSON report")
@@ -83,6 +114,8 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         extra_problems=tuple(read_dataset(args.problems).problems) if args.problems else (),
         bootstrap_samples=args.bootstrap_samples,
         transcripts=args.transcripts,
+        max_infra_failure_rate=None if args.keep_going else args.max_infra_failures,
+        api_key=args.api_key,
     )
 
 
@@ -135,6 +168,7 @@ def main(
         bar.set_description(task, refresh=False)
         bar.update(done - bar.n)
 
+    incomplete: EvaluationIncomplete | None = None
     try:
         report = run_evaluation(
             config,
@@ -143,11 +177,13 @@ def main(
             scorer=scorer,
             lister=lister,
         )
+    except EvaluationIncomplete as exc:
+        incomplete, report = exc, {**exc.report, "error": str(exc)}
     finally:
         for bar in bars:
             bar.close()
     status = 0
-    if args.compare:
+    if incomplete is None and args.compare:
         verdict = promotion_gate(report, active)
         report["gate"] = {"against": args.compare, **verdict.to_dict()}
         if not verdict.passed:
@@ -164,6 +200,9 @@ def main(
         for reason in gate["reasons"]:
             print(f"  - {reason}")
     print(f"report: {out}")
+    if incomplete is not None:
+        print(f"error: {incomplete}", file=sys.stderr)
+        return INCOMPLETE
     if status == 0 and not any(t["n"] for t in report["tasks"].values()):
         status = 1
     return status

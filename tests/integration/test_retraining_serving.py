@@ -155,7 +155,7 @@ def test_new_sessions_take_the_serving_version_existing_ones_keep_theirs(
     free = dialogue_services.open_session_for(student, problem)
     assert free.model_name == "tutor-v1"
     assert dialogue_services.session_model(free) == dialogue_services.ServedModel(
-        "tutor-v1", v1.pk, "/adapters/tutor-v1"
+        "tutor-v1", v1.pk, v1.adapter_path
     )
 
 
@@ -186,7 +186,7 @@ async def test_the_chat_streams_from_the_session_version_and_records_it(
         assert end["message"]["text"] == "Good start! What is $3x$?"
         # Asked for the adapter, got 404, loaded it from the registry, asked again.
         assert [r["model"] for r in server.requests] == ["tutor-v7", "tutor-v7"]
-        assert server.loads == [{"lora_name": "tutor-v7", "lora_path": "/adapters/tutor-v7"}]
+        assert server.loads == [{"lora_name": "tutor-v7", "lora_path": version.adapter_path}]
 
         # A promotion now does not move this open session.
         newer = await sync_to_async(make_version)("tutor-v8")

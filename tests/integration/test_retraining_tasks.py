@@ -220,7 +220,7 @@ def test_evaluation_loads_the_adapter_and_stores_report_headline_and_gate(
     with ScriptedModelServer(served_models={settings.TUTOR_MODEL_NAME}) as server:
         settings.TUTOR_TRAINING_BASE_URL = server.base_url
         assert runner.run_eval(run.pk, task_id="e1") == runner.SUCCEEDED
-        assert server.loads == [{"lora_name": "tutor-v2", "lora_path": "/adapters/tutor-v2"}]
+        assert server.loads == [{"lora_name": "tutor-v2", "lora_path": candidate.adapter_path}]
     run.refresh_from_db()
     assert run.status == "succeeded" and (run.done, run.total) == (3, 3)
     config = calls[0]

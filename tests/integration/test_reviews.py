@@ -174,7 +174,7 @@ def test_gave_the_answer_away_click(teacher, session, tutor_turn):
 
 
 def test_teacher_confirms_an_automatic_leak_flag(teacher, session, tutor_turn):
-    services.flag_answer_leak(tutor_turn)
+    services.flag_answer_leak(tutor_turn, "6")
     client_for(teacher).post(reverse("reviews:gave_away", args=[tutor_turn.pk]))
     flag = Flag.objects.get(message=tutor_turn)
     assert "'6'" in flag.detail and "Teacher-confirmed" in flag.detail

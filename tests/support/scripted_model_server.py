@@ -9,6 +9,13 @@ With ``served_models`` it also checks the requested model like vLLM does: a name
 serve answers 404 ("The model `x` does not exist."), and ``/v1/models``,
 ``/v1/load_lora_adapter`` and ``/v1/unload_lora_adapter`` behave like a server started with
 ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (a load adds the name).
+
+With ``api_key`` every ``/v1`` route answers 401 ``{"error": "Unauthorized"}`` without
+``Authorization: Bearer <api_key>``, as vLLM started with ``--api-key`` does. A request without
+``"stream": true`` (the evaluation harness and rollouts) gets one JSON completion with ``n``
+choices (``reply_text``). ``outage`` makes chat requests fail once ``outage_after`` of them were
+answered (for ``outage_count`` requests, then it recovers; None: for good): ``"abort"`` drops
+the connection (the server went away), a number answers with that HTTP status.
 """
 
 from __future__ import annotations
@@ -54,9 +61,18 @@ def _chunk(text: str | None = None, finish: str | None = None, usage: dict | Non
 class ScriptedModelServer:
     """Run with ``with ScriptedModelServer() as server: server.base_url``."""
 
-    def __init__(self, served_models: set[str] | None = None) -> None:
+    def __init__(self, served_models: set[str] | None = None, api_key: str | None = None) -> None:
         self.requests: list[dict] = []
         self.served_models = served_models
+        self.api_key = api_key
+        self.unauthorized = 0  # requests refused for a missing or wrong key
+        self.authorizations: list[str | None] = []  # the header of every /v1 request
+        self.reply_text = "Good start! What is $3x$?"  # non-streaming replies
+        self.outage: str | int | None = None
+        self.outage_after = 0
+        self.outage_count: int | None = None
+        self.chat_requests = 0
+        self.failed_requests = 0
         self.loads: list[dict] = []
         # (status, body) that /v1/load_lora_adapter answers instead of loading
         self.load_error: tuple[int, dict] | None = None
@@ -77,9 +93,54 @@ class ScriptedModelServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def _in_outage(self) -> bool:
+        if self.outage is None or self.chat_requests <= self.outage_after:
+            return False
+        return self.outage_count is None or self.failed_requests < self.outage_count
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler):
+        if request.path.startswith("/v1"):
+            header = request.headers.get("Authorization")
+            self.authorizations.append(header)
+            if self.api_key is not None and header != f"Bearer {self.api_key}":
+                self.unauthorized += 1
+                return web.json_response({"error": "Unauthorized"}, status=401)
+        return await handler(request)
+
+    def _completion(self, body: dict) -> web.Response:
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": self.reply_text},
+                "finish_reason": "stop",
+            }
+            for i in range(int(body.get("n") or 1))
+        ]
+        return web.json_response(
+            {
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": choices,
+                "usage": {"prompt_tokens": 42, "completion_tokens": 17, "total_tokens": 59},
+            }
+        )
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.chat_requests += 1
+        if self._in_outage():
+            self.failed_requests += 1
+            if self.outage == "abort":
+                request.transport.abort()  # the server went away
+                return web.Response()
+            return web.json_response(
+                {"error": {"message": "scripted outage", "code": self.outage}},
+                status=int(self.outage),
+            )
         if self.served_models is not None and body.get("model") not in self.served_models:
             message = f"The model `{body.get('model')}` does not exist."
             return web.json_response(
@@ -90,6 +151,8 @@ class ScriptedModelServer:
         )
         if "[refuse]" in last_user:
             return web.json_response({"error": {"message": "model not found"}}, status=404)
+        if not body.get("stream"):
+            return self._completion(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         try:
@@ -146,7 +209,7 @@ class ScriptedModelServer:
 
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
-        app = web.Application()
+        app = web.Application(middlewares=[self._auth])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/load_lora_adapter", self._load)

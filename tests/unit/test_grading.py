@@ -1,6 +1,6 @@
 import pytest
 
-from training.grading import check_answer
+from pedagogy.grading import check_answer
 
 pytestmark = pytest.mark.unit
 

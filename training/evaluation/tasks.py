@@ -31,18 +31,20 @@ from typing import Any, Protocol
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.thinking import split_thinking
+from pedagogy.grading import is_correct
+from pedagogy.judges import reveals_answer
 from training.data.mathtutorbench import read_mathtutorbench
 from training.dataset import mathdial_problems
-from training.grading import check_answer
-from training.judges import reveals_answer
 from training.rollout import (
     ENDPOINT_ERRORS,
+    INFRA_KINDS,
     ChatFn,
     Dialogue,
     EndpointConfig,
     RolloutProblem,
     default_student,
     derive_seed,
+    failure_kind,
     final_solutions,
     run_dialogue,
 )
@@ -129,6 +131,7 @@ class TaskResult:
             "n": self.n,
             "attempted": len(self.items),
             "failed": sum(1 for item in self.items if item.get("error")),
+            "infra_failed": sum(1 for item in self.items if item.get("error_kind") in INFRA_KINDS),
             "wall_s": round(self.wall_s, 3),
             "metrics": self.metrics,
             "items": self.items,
@@ -264,7 +267,7 @@ def _first_attempt_correct(problem: RolloutProblem, student: StudentProfile) -> 
     if not student.incorrect_solution:
         return None
     answer = extract_final_answer(student.incorrect_solution)
-    return bool(answer) and check_answer(answer, problem.final_answer).correct
+    return is_correct(answer, problem.final_answer)
 
 
 async def _interactive_item(
@@ -297,6 +300,7 @@ async def _interactive_item(
             source=source,
             first_attempt_correct=first_attempt,
             error=f"solutions before: {_error(exc)}",
+            error_kind=failure_kind(exc),
         )
         return outcome, None
     dialogue = await run_dialogue(
@@ -382,6 +386,7 @@ async def _scaffolding_item(
         "reference": item.reference,
         "candidate": None,
         "error": None,
+        "error_kind": None,
     }
     messages = build_tutor_messages(item.problem_context(), item.context)
     try:
@@ -390,6 +395,7 @@ async def _scaffolding_item(
             raise ConnectionError("the model server returned no choices")
     except ENDPOINT_ERRORS as exc:
         record["error"] = _error(exc)
+        record["error_kind"] = failure_kind(exc)
         return record
     candidate = split_thinking(completions[0].text).visible.strip()
     record["candidate"] = candidate
@@ -397,7 +403,11 @@ async def _scaffolding_item(
     if item.has_problem:
         students = [t.text for t in item.context if t.role == "student"]
         record["leaked"] = reveals_answer(
-            candidate, item.final_answer, problem_text=item.problem, student_texts=students
+            candidate,
+            item.final_answer,
+            problem_text=item.problem,
+            student_texts=students,
+            when_uncheckable=True,
         )
     return record
 
@@ -465,6 +475,7 @@ async def _solving_item(
         "answer": None,
         "correct": None,
         "error": None,
+        "error_kind": None,
     }
     try:
         completions = await chat(solver, solving_messages(problem.text), seed=seed)
@@ -472,11 +483,12 @@ async def _solving_item(
             raise ConnectionError("the model server returned no choices")
     except ENDPOINT_ERRORS as exc:
         record["error"] = _error(exc)
+        record["error_kind"] = failure_kind(exc)
         return record
     split = split_thinking(completions[0].text)
     answer = extract_final_answer(split.visible) or extract_final_answer(completions[0].text)
     record["answer"] = answer
-    record["correct"] = bool(answer) and check_answer(answer, problem.final_answer).correct
+    record["correct"] = is_correct(answer, problem.final_answer)
     record["finish_reason"] = completions[0].finish_reason
     return record
 

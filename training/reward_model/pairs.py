@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+from pedagogy.judges import reveals_answer
+
 from ..data.mathdial import MathDialRecord
 from ..data.mathtutorbench import MathTutorBenchItem
-from ..judges import reveals_answer
 
 SCAFFOLDING_MOVES = frozenset({"focus", "probing"})
 TELLING_MOVES = frozenset({"telling"})

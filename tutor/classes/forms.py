@@ -4,18 +4,38 @@ from django.contrib.auth import get_user_model
 from tutor.accounts.models import Role
 from tutor.problems.models import Problem
 
-from .models import Assignment, Classroom
+from .models import (
+    PEDAGOGY_INSTRUCTIONS_MAX_CHARS,
+    Assignment,
+    Classroom,
+    validate_instructions_length,
+)
 
 INSTRUCTIONS_HELP = (
     "Plain words, one instruction per line, e.g. “Give at most one hint per turn.” "
-    "They are added to the tutor's instructions for this class's sessions."
+    "They are added to the tutor's instructions for this class's sessions "
+    f"(at most {PEDAGOGY_INSTRUCTIONS_MAX_CHARS} characters)."
 )
+
+
+class InstructionsField(forms.CharField):
+    """Pedagogy instructions: line breaks count as one character, as the browser counts them
+    (a textarea sends each as CR LF), and a text over the limit gets the model's message."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.error_messages["max_length"] = validate_instructions_length.message
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 class ClassroomForm(forms.ModelForm):
     class Meta:
         model = Classroom
         fields = ["name", "pedagogy_instructions"]
+        field_classes = {"pedagogy_instructions": InstructionsField}
         widgets = {"pedagogy_instructions": forms.Textarea(attrs={"rows": 4})}
         help_texts = {"pedagogy_instructions": INSTRUCTIONS_HELP}
 
@@ -68,13 +88,15 @@ class AssignmentForm(forms.ModelForm):
     class Meta:
         model = Assignment
         fields = ["title", "due_at", "pedagogy_instructions", "problems"]
+        field_classes = {"pedagogy_instructions": InstructionsField}
         labels = {"due_at": "Due", "pedagogy_instructions": "Pedagogy instructions (optional)"}
         widgets = {
             "due_at": DateTimeLocalInput(),
             "pedagogy_instructions": forms.Textarea(attrs={"rows": 3}),
         }
         help_texts = {
-            "pedagogy_instructions": "Added after the class's instructions for this assignment."
+            "pedagogy_instructions": "Added after the class's instructions for this assignment "
+            f"(at most {PEDAGOGY_INSTRUCTIONS_MAX_CHARS} characters)."
         }
 
     def __init__(self, *args, **kwargs):

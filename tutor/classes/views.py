@@ -6,6 +6,7 @@ probed); platform admins reach every class. Students reach only what their enrol
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Count
@@ -14,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from tutor import limits
 from tutor.accounts.decorators import role_required
 from tutor.accounts.models import Role
 from tutor.dialogues import services as dialogue_services
@@ -231,6 +233,17 @@ def assignment_delete(request: HttpRequest, class_id: int, assignment_id: int) -
 @student_required
 @require_POST
 def join_class(request: HttpRequest) -> HttpResponse:
+    # Every try counts, right or wrong, so that codes cannot be guessed by trying them all.
+    wait = limits.take(
+        "join-code", request.user.pk, limits.Rate(settings.TUTOR_RATE_JOIN_CODES_PER_HOUR, 3600)
+    )
+    if wait:
+        messages.error(
+            request,
+            f"Too many join codes tried. Please wait {round(wait / 60) or 1} minutes, "
+            "or ask your teacher to add you to the class.",
+        )
+        return redirect(reverse("home") + "#join-class")
     form = JoinClassForm(request.POST)
     if not form.is_valid():
         for error in form.errors.get("code", ["Enter the code your teacher gave you."]):

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -31,6 +32,8 @@ from inference.client import (
 )
 from inference.coalesce import DeltaCoalescer
 from inference.thinking import ThinkStripper
+from pedagogy.grading import Uncheckable, acheck_answer
+from tutor import limits
 from tutor.reviews.services import notify_flag_async
 
 from . import intake, services
@@ -43,6 +46,15 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 SESSION_CLOSED = "You already solved this problem. Start a new session to keep practising."
+TOO_MANY_ATTEMPTS = (
+    "You have used all your answer attempts for this problem. "
+    "Talk it through with the tutor, or ask your teacher."
+)
+BUSY = "The tutor is still answering (here or in another tab); wait or press Stop first."
+
+# Cache calls (rate counters, reply leases) go over the network in production: off the event
+# loop, and off Channels' shared database thread too.
+take_rate = sync_to_async(limits.take, thread_sensitive=False)
 
 
 # Storing the reply also publishes the post-turn check to the broker; if the broker is slow or
@@ -66,6 +78,8 @@ class TutorConsumer(AsyncWebsocketConsumer):
     served: services.ServedModel | None = None
     reply_task: asyncio.Task | None = None
     socket_open: bool = False
+    # Held while this socket's reply streams: one reply in flight per session (limits.py).
+    reply_lease: limits.ReplyLease | None = None
 
     # ---- connection -------------------------------------------------------------------------
 
@@ -117,21 +131,56 @@ class TutorConsumer(AsyncWebsocketConsumer):
             await handler(self, frame)
         except FrameError as exc:
             await self.send_json(exc.as_frame())
+        except Exception:
+            # A bug must cost the student one frame, not the socket. Whatever was stored stays
+            # stored; a resent message is recognised by its client_id.
+            logger.exception("frame handler failed on session %s", self.session.pk)
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "internal",
+                    "detail": "Something went wrong on our side. Please try again.",
+                }
+            )
+
+    async def _rate_limit(self, scope: str, limit: int, what: str, client_id: str | None) -> None:
+        user = self.scope["user"]
+        wait = await take_rate(scope, user.pk, limits.Rate(limit, 60))
+        if wait:
+            raise FrameError(
+                "rate_limited",
+                f"You are sending {what} too fast. Please wait {round(wait)} s and try again.",
+                client_id,
+            )
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         message = parse_student_message(frame, settings.TUTOR_MAX_MESSAGE_CHARS)
         client_id = str(message.client_id) if message.client_id else None
-        if self.reply_task is not None and not self.reply_task.done():
-            raise FrameError(
-                "busy", "The tutor is still answering; wait or press Stop first.", client_id
+        await self._rate_limit(
+            "message", settings.TUTOR_RATE_MESSAGES_PER_MINUTE, "messages", client_id
+        )
+        lease = limits.ReplyLease(
+            self.session.pk,
+            settings.TUTOR_MODEL_FIRST_TOKEN_TIMEOUT + settings.TUTOR_MODEL_READ_TIMEOUT,
+        )
+        if not await sync_to_async(lease.acquire, thread_sensitive=False)():
+            raise FrameError("busy", BUSY, client_id)
+        try:
+            # Stored (and the prompt built) before the model is asked; see intake.py.
+            turn = await intake.accept_student_message(
+                self.session, message.text, message.client_id
             )
-        # Stored (and the prompt built) before the model is asked; see intake.py.
-        turn = await intake.accept_student_message(self.session, message.text, message.client_id)
-        if turn.closed:
-            raise FrameError("session_closed", SESSION_CLOSED, client_id)
-        await self.send_json({"type": "message", "message": services.message_payload(turn.message)})
-        if turn.prompt is not None:
-            self.reply_task = asyncio.create_task(self._write_reply(turn.prompt))
+            if turn.closed:
+                raise FrameError("session_closed", SESSION_CLOSED, client_id)
+            await self.send_json(
+                {"type": "message", "message": services.message_payload(turn.message)}
+            )
+            if turn.prompt is not None:
+                self.reply_lease = lease
+                self.reply_task = asyncio.create_task(self._write_reply(turn.prompt))
+        finally:
+            if self.reply_lease is not lease:
+                await sync_to_async(lease.release, thread_sensitive=False)()
         if turn.announce is not None:
             # A high-severity flag on the student's message: tell the teacher now.
             await notify_flag_async(*turn.announce)
@@ -144,8 +193,25 @@ class TutorConsumer(AsyncWebsocketConsumer):
         answer = clean_text(
             frame.get("answer"), field="answer", max_chars=settings.TUTOR_MAX_ANSWER_CHARS
         )
+        await self._rate_limit("answer", settings.TUTOR_RATE_ANSWERS_PER_MINUTE, "answers", None)
         await self._require_open(None)
-        attempt = await database_sync_to_async(services.submit_answer)(self.session, answer)
+        if not await database_sync_to_async(services.answer_attempts_left)(self.session):
+            raise FrameError("too_many_attempts", TOO_MANY_ATTEMPTS)
+        try:
+            # In a process of its own with a hard time limit: the event loop and the database
+            # thread stay free for everyone else meanwhile.
+            check = await acheck_answer(answer, self.session.problem.final_answer)
+        except Uncheckable as exc:
+            raise FrameError(
+                "uncheckable",
+                f"We could not check that answer: {exc.reason}. "
+                "Please write it as a number, a fraction or a short expression.",
+            ) from None
+        attempt = await database_sync_to_async(services.record_answer)(
+            self.session, answer, check.correct
+        )
+        if attempt is None:
+            raise FrameError("too_many_attempts", TOO_MANY_ATTEMPTS)
         await self.send_json(
             {
                 "type": "answer.result",
@@ -167,6 +233,14 @@ class TutorConsumer(AsyncWebsocketConsumer):
     # ---- the tutor's reply ------------------------------------------------------------------
 
     async def _write_reply(self, prompt: list[dict[str, str]]) -> None:
+        try:
+            await self._stream_reply(prompt)
+        finally:
+            lease, self.reply_lease = self.reply_lease, None
+            if lease is not None:
+                await asyncio.shield(sync_to_async(lease.release, thread_sensitive=False)())
+
+    async def _stream_reply(self, prompt: list[dict[str, str]]) -> None:
         reply_id = uuid.uuid4().hex
         await self.send_json({"type": "reply.start", "reply_id": reply_id})
         stripper = ThinkStripper()
@@ -200,6 +274,8 @@ class TutorConsumer(AsyncWebsocketConsumer):
                 ready = coalescer.push(split.visible, time.monotonic())
                 if ready:
                     await self._send_delta(reply_id, ready)
+                if self.reply_lease is not None and self.reply_lease.due():
+                    await sync_to_async(self.reply_lease.renew, thread_sensitive=False)()
         except asyncio.CancelledError:
             reply.partial = True
             reply.finish_reason = "stopped" if self.socket_open else "disconnected"
@@ -264,7 +340,13 @@ class TutorConsumer(AsyncWebsocketConsumer):
                     raise
             logger.info("model server lacks adapter %s; loading it", served.name)
             try:
-                await adapters.aensure_loaded(config.base_url, served.name, served.adapter_path)
+                await adapters.aensure_loaded(
+                    config.base_url,
+                    served.name,
+                    served.adapter_path,
+                    api_key=config.api_key,
+                    allowed_root=settings.TUTOR_ADAPTER_DIR,
+                )
             except adapters.AdapterError as exc:
                 raise ModelUnavailable(f"could not load adapter {served.name}: {exc}") from exc
 

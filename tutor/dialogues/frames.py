@@ -11,6 +11,8 @@ from typing import Any
 
 # C0/C1 control characters other than tab and newline (NUL would also break PostgreSQL text).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# json.loads joins escaped surrogate pairs into one character; what is left alone is invalid.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class FrameError(Exception):
@@ -41,11 +43,24 @@ def parse_frame(text: str | None, binary: bytes | None, max_bytes: int) -> dict[
     return frame
 
 
+def repair_unicode(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (valid in a JSON string's escapes, but not text that
+    UTF-8 or PostgreSQL can store) replaced by U+FFFD; well-formed text comes back unchanged."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def clean_text(value: Any, *, field: str, max_chars: int, client_id: str | None = None) -> str:
-    """Text with control characters removed and surrounding space trimmed, within limits."""
+    """Text with invalid Unicode repaired, control characters removed and surrounding space
+    trimmed, within limits."""
     if not isinstance(value, str):
         raise FrameError("bad_frame", f'"{field}" must be a string.', client_id)
-    cleaned = _CONTROL.sub("", value).replace("\r\n", "\n").strip()
+    if len(value) > 4 * max_chars:  # not worth cleaning: it cannot fit
+        raise FrameError(
+            "too_long", f"That is too long; the limit is {max_chars} characters.", client_id
+        )
+    cleaned = _CONTROL.sub("", repair_unicode(value)).replace("\r\n", "\n").strip()
     if not cleaned:
         raise FrameError("empty", "There is nothing to send.", client_id)
     if len(cleaned) > max_chars:

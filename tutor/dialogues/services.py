@@ -9,13 +9,13 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
-from training.grading import check_answer
-from training.judges import reveals_answer
+from pedagogy.judges import Uncheckable, leaked_value
 from tutor.retraining.services import serving_version, version_by_name
 
 from .models import AnswerAttempt, Message, TutoringSession
@@ -118,6 +118,7 @@ def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
         history,
         instructions=pedagogy_instructions(session),
         char_budget=settings.TUTOR_HISTORY_CHAR_BUDGET,
+        instructions_share=settings.TUTOR_INSTRUCTIONS_SHARE,
         hidden_planning=settings.TUTOR_HIDDEN_PLANNING,
     )
 
@@ -204,35 +205,47 @@ def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
     return message
 
 
-def queue_turn_check(message: Message) -> None:
-    """Ask a worker to check the turn; a broker outage must not lose the reply."""
-    from .tasks import check_tutor_turn
+CHECK_TUTOR_TURN_TASK = "tutor.dialogues.tasks.check_tutor_turn"
 
+
+def queue_turn_check(message: Message) -> None:
+    """Ask a worker to check the turn (by task name: the task module imports this one); a
+    broker outage must not lose the reply."""
     if not message.text:
         return
     try:
-        check_tutor_turn.delay(message.pk)
+        current_app.send_task(CHECK_TUTOR_TURN_TASK, args=[message.pk])
     except Exception:  # the broker is down: the message is stored, the check can be re-run
         logger.exception("could not queue the turn check for message %s", message.pk)
 
 
-def check_turn(message: Message) -> bool:
-    """Whether the tutor's message revealed the answer; stores the verdict."""
+def check_turn(message: Message) -> bool | None:
+    """Whether the tutor's message revealed the answer; stores the verdict.
+
+    A turn that cannot be checked within the limits (pedagogy.bounded) keeps no verdict
+    (None) and is flagged for the teacher to read.
+    """
+    from tutor.reviews.services import flag_answer_leak
+
     session = message.session
     earlier_student_texts = session.messages.filter(
         role=Message.Role.STUDENT, created_at__lte=message.created_at
     ).values_list("text", flat=True)
-    leaked = reveals_answer(
-        message.text,
-        session.problem.final_answer,
-        problem_text=session.problem.text,
-        student_texts=list(earlier_student_texts),
-    )
+    try:
+        value = leaked_value(
+            message.text,
+            session.problem.final_answer,
+            problem_text=session.problem.text,
+            student_texts=list(earlier_student_texts),
+        )
+    except Uncheckable as exc:
+        logger.warning("tutor message %s could not be checked: %s", message.pk, exc.reason)
+        flag_answer_leak(message, uncheckable=exc.reason)
+        return None
+    leaked = bool(value)
     Message.objects.filter(pk=message.pk).update(leaked_answer=leaked)
     if leaked:
-        from tutor.reviews.services import flag_answer_leak
-
-        flag_answer_leak(message)
+        flag_answer_leak(message, value)
     return leaked
 
 
@@ -276,15 +289,24 @@ def accept_student_message(
     )
 
 
-def submit_answer(session: TutoringSession, answer: str) -> AnswerAttempt:
-    """Check and store an answer; a correct one solves and closes the session."""
-    result = check_answer(answer, session.problem.final_answer)
+def answer_attempts_left(session: TutoringSession) -> int:
+    """How many more answers the student may submit in this session (settings
+    ``TUTOR_MAX_ANSWER_ATTEMPTS``), so that an answer cannot be found by trying them all."""
+    return max(0, settings.TUTOR_MAX_ANSWER_ATTEMPTS - session.attempts.count())
+
+
+def record_answer(session: TutoringSession, answer: str, correct: bool) -> AnswerAttempt | None:
+    """Store a checked answer; a correct one solves and closes the session.
+
+    ``None`` when the session has no attempts left: counted under the session's row lock, so
+    answers sent from several sockets at once cannot pass the limit together.
+    """
     with transaction.atomic():
         locked = TutoringSession.objects.select_for_update().get(pk=session.pk)
-        attempt = AnswerAttempt.objects.create(
-            session=locked, answer=answer, correct=result.correct
-        )
-        if result.correct:
+        if locked.attempts.count() >= settings.TUTOR_MAX_ANSWER_ATTEMPTS:
+            return None
+        attempt = AnswerAttempt.objects.create(session=locked, answer=answer, correct=correct)
+        if correct:
             locked.outcome = TutoringSession.Outcome.SOLVED
             locked.status = TutoringSession.Status.CLOSED
             locked.solved_at = timezone.now()

@@ -4,7 +4,22 @@ their evaluations, and which version serves which classes (docs/retraining.md)."
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from inference.adapters import AdapterPathError, confined_path
+
+
+def validate_adapter_path(value: str) -> None:
+    """A version's adapter folder must lie inside ``TUTOR_ADAPTER_DIR`` (blank: the base
+    model). Forms (the Django admin) run this; ``tutor.retraining.services`` checks it again
+    wherever a version is registered, promoted or loaded."""
+    if not value:
+        return
+    try:
+        confined_path(value, settings.TUTOR_ADAPTER_DIR)
+    except AdapterPathError as exc:
+        raise ValidationError(str(exc), code="adapter_path") from exc
 
 
 class ModelVersion(models.Model):
@@ -24,8 +39,9 @@ class ModelVersion(models.Model):
     name = models.CharField(max_length=200, unique=True)
     # The base weights: a folder or hub id (what the trainer loads), e.g. "default".
     base_model = models.CharField(max_length=500)
-    # The LoRA folder on the model server's machine; blank for the base model itself.
-    adapter_path = models.CharField(max_length=1000, blank=True)
+    # The LoRA folder on the model server's machine, inside TUTOR_ADAPTER_DIR; blank for the
+    # base model itself.
+    adapter_path = models.CharField(max_length=1000, blank=True, validators=[validate_adapter_path])
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
@@ -219,7 +235,17 @@ class EvalRun(models.Model):
     total = models.PositiveIntegerField(default=0)
     current_task = models.CharField(max_length=64, blank=True)
     celery_task_id = models.CharField(max_length=64, blank=True)
+    # Why it failed; while it waits to be retried (the model server was unreachable), why and
+    # when, with status back to queued.
     error = models.TextField(blank=True)
+    # Set on the evaluation that follows a training job: if it fails, the job fails with it.
+    training_job = models.ForeignKey(
+        TrainingJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="evaluations",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -14,6 +14,15 @@ Delivery rules (the tasks are ``acks_late``: a killed worker's message is delive
 - a running job whose heartbeat is stale lost its worker: this delivery resumes it (the trainer
   resumes from the last checkpoint in the same ``workdir``);
 - a cancel requested while queued ends the job before it starts.
+
+Failures say why, on the row the admin looks at (``error``, and the job's log). A failure of
+the infrastructure that may pass (the model server unreachable, timing out, answering 5xx,
+not serving the adapter; see :func:`is_transient`) puts the row back in the queue with the
+reason and when it is tried again, and the task retries with a growing countdown
+(``TUTOR_INFRA_RETRY_SECONDS``, doubled each time) at most ``TUTOR_INFRA_RETRIES`` times; then
+it fails. An evaluation whose tasks lost more than ``TUTOR_EVAL_MAX_INFRA_FAILURES`` of their
+items to the infrastructure, or measured none, fails rather than succeed with empty figures
+(``training.evaluation.EvaluationIncomplete``), and the training job it followed fails with it.
 """
 
 from __future__ import annotations
@@ -26,16 +35,21 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from inference.adapters import ServerUnreachable
+from inference.client import ModelServerError
 from training.dataset import problem_to_dict
 from training.jobs import JobCancelled, Progress, TrainJobConfig
+from training.rollout import TRANSIENT_KINDS, InfrastructureFailure, failure_kind
 
 from . import export, services
 from .export import export_job_dataset
@@ -52,6 +66,9 @@ BUSY = "busy"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
+RETRY = "retry"  # a transient failure: the task retries after infra_retry_delay()
+
+MAX_INFRA_RETRY_SECONDS = 3600.0
 
 
 def _now():
@@ -62,6 +79,38 @@ def _stale(heartbeat_at) -> bool:
     if heartbeat_at is None:
         return True
     return (_now() - heartbeat_at).total_seconds() > settings.TUTOR_JOB_STALE_SECONDS
+
+
+def infra_retries() -> int:
+    """How many times a task retries after a transient infrastructure failure."""
+    return max(0, settings.TUTOR_INFRA_RETRIES)
+
+
+def infra_retry_delay(attempt: int) -> float:
+    """Seconds before retry ``attempt + 1``: doubled each time, capped."""
+    base = settings.TUTOR_INFRA_RETRY_SECONDS
+    return min(base * 2 ** max(0, attempt), MAX_INFRA_RETRY_SECONDS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the infrastructure that may pass by itself: the model
+    server unreachable, timing out, answering 5xx or not serving the model (yet). A wrong API
+    key, a bad adapter, a bug or missing data are not."""
+    if isinstance(exc, InfrastructureFailure):
+        return exc.transient
+    if isinstance(exc, ServerUnreachable):
+        return True
+    if isinstance(exc, (ModelServerError, httpx.TransportError, ConnectionError, TimeoutError)):
+        return failure_kind(exc) in TRANSIENT_KINDS
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """The reason shown to the admin."""
+    text = str(exc)
+    if isinstance(exc, InfrastructureFailure):
+        return text[:2000]
+    return f"{type(exc).__name__}: {text}"[:2000]
 
 
 def clean_metrics(metrics: dict[str, Any] | None) -> dict[str, float | None]:
@@ -266,6 +315,7 @@ def claim_training_job(job_id: int, task_id: str | None) -> tuple[str, TrainingJ
         job.started_at = job.started_at or now
         job.heartbeat_at = now
         job.attempts += 1
+        job.error = ""  # a retry after a transient failure: the reason is in the log
         if task_id:
             job.celery_task_id = task_id
         if not job.workdir:
@@ -276,6 +326,7 @@ def claim_training_job(job_id: int, task_id: str | None) -> tuple[str, TrainingJ
                 "started_at",
                 "heartbeat_at",
                 "attempts",
+                "error",
                 "celery_task_id",
                 "workdir",
             ]
@@ -303,8 +354,23 @@ def prepare_dataset(job: TrainingJob) -> str:
     return str(path)
 
 
-def run_training(job_id: int, task_id: str | None = None) -> str:
-    """Run (or resume) one job to its end; returns what happened (the module's constants)."""
+def _requeue_job(job_id: int, reason: str, attempt: int, retries: int) -> None:
+    """Back to the queue after a transient failure, saying why and when it runs again."""
+    delay = infra_retry_delay(attempt)
+    note = f"{reason}; retrying in {delay:g} s (retry {attempt + 1} of {retries})"
+    append_log(job_id, note)
+    TrainingJob.objects.filter(pk=job_id).update(
+        status=TrainingJob.Status.QUEUED, error=note[:2000], heartbeat_at=None
+    )
+
+
+def run_training(
+    job_id: int, task_id: str | None = None, *, attempt: int = 0, retries: int = 0
+) -> str:
+    """Run (or resume) one job to its end; returns what happened (the module's constants).
+
+    ``attempt`` counts the retries after transient failures so far, ``retries`` how many are
+    allowed (the Celery task passes them; a direct call fails at once)."""
     state, job = claim_training_job(job_id, task_id)
     if state in (MISSING, FINISHED, CANCELLED, BUSY):
         if state == BUSY:
@@ -324,7 +390,9 @@ def run_training(job_id: int, task_id: str | None = None) -> str:
         with reporter.writer:  # heartbeats from here on
             Path(job.workdir).mkdir(parents=True, exist_ok=True)
             dataset_path = prepare_dataset(job)
-            config = TrainJobConfig.from_dict(job.config)
+            config = replace(
+                TrainJobConfig.from_dict(job.config), api_key=settings.TUTOR_MODEL_API_KEY
+            )
             train = import_string(settings.TUTOR_TRAINING_FUNCTION)
             result = train(
                 config,
@@ -341,18 +409,26 @@ def run_training(job_id: int, task_id: str | None = None) -> str:
         _finish(job_id, TrainingJob.Status.CANCELLED)
         return CANCELLED
     except Exception as exc:
+        reason = describe(exc)
+        if is_transient(exc) and attempt < retries:
+            logger.warning("training job %s: %s; retrying", job_id, reason)
+            _requeue_job(job_id, reason, attempt, retries)
+            return RETRY
         logger.exception("training job %s failed", job_id)
         append_log(job_id, "failed:\n" + "".join(traceback.format_exc(limit=8)))
-        _finish(job_id, TrainingJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+        if attempt:
+            reason = f"{reason} (gave up after {attempt} retries)"[:2000]
+        _finish(job_id, TrainingJob.Status.FAILED, error=reason)
         return FAILED
     _finish(
         job_id,
         TrainingJob.Status.SUCCEEDED,
         result_version=version,
         step=max(job.step, int(result.steps_done)),
+        error="",
     )
     append_log(job_id, f"done: registered {version.name}; evaluation queued")
-    services.start_evaluation(version, job.created_by)
+    services.start_evaluation(version, job.created_by, training_job=job)
     return SUCCEEDED
 
 
@@ -364,7 +440,7 @@ def register_version(job: TrainingJob, result) -> ModelVersion:
     base = job.base_version
     for _ in range(20):
         name = services.next_version_name()
-        target = Path(settings.TUTOR_ADAPTER_DIR) / name
+        target = Path(services.check_adapter_path(name))  # inside TUTOR_ADAPTER_DIR
         try:
             with transaction.atomic():
                 version = ModelVersion.objects.create(
@@ -429,9 +505,19 @@ def claim_eval_run(run_id: int, task_id: str | None) -> tuple[str, EvalRun | Non
         run.started_at = _now()
         run.heartbeat_at = run.started_at
         run.done = 0
+        run.error = ""  # a retry after a transient failure runs again
         if task_id:
             run.celery_task_id = task_id
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "done", "celery_task_id"])
+        run.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "heartbeat_at",
+                "done",
+                "error",
+                "celery_task_id",
+            ]
+        )
         return "start", run
 
 
@@ -439,17 +525,53 @@ def evaluation_config(run: EvalRun) -> dict[str, Any]:
     """The run's EvaluationConfig as a dict: its options plus where and what to evaluate."""
     endpoint = settings.TUTOR_TRAINING_BASE_URL
     config = dict(run.config or {})
-    config.update(endpoint=endpoint, model=run.version.name)
+    config.update(endpoint=endpoint, model=run.version.name, api_key=settings.TUTOR_MODEL_API_KEY)
     config.setdefault("student_model", services.base_version().name)
+    config.setdefault(
+        "max_infra_failure_rate",
+        settings.TUTOR_EVAL_MAX_INFRA_FAILURES,
+    )
     config.setdefault(
         "extra_problems", [problem_to_dict(p) for p in export.heldout_bank_problems()]
     )
     return config
 
 
-def run_eval(run_id: int, task_id: str | None = None) -> str:
-    """Evaluate a version and store the report, headline and gate verdict."""
-    from inference import adapters
+def _requeue_eval(run: EvalRun, reason: str, attempt: int, retries: int) -> None:
+    """Back to the queue after a transient failure, saying why and when it runs again."""
+    delay = infra_retry_delay(attempt)
+    note = f"{reason}; retrying in {delay:g} s (retry {attempt + 1} of {retries})"
+    EvalRun.objects.filter(pk=run.pk).update(
+        status=EvalRun.Status.QUEUED, error=note[:2000], heartbeat_at=None
+    )
+    if run.training_job_id:
+        append_log(run.training_job_id, f"evaluation #{run.pk} of {run.version.name}: {note}")
+
+
+def _fail_eval(run: EvalRun, reason: str, report: dict[str, Any] | None) -> None:
+    """The run failed; so did the training job it followed, if any (its version stays a
+    candidate that can be evaluated again from its page)."""
+    fields: dict[str, Any] = {
+        "status": EvalRun.Status.FAILED,
+        "error": reason[:2000],
+        "finished_at": _now(),
+    }
+    if report is not None:  # as far as it went: which items failed, and why
+        fields["report"] = json_safe(report)
+    EvalRun.objects.filter(pk=run.pk).update(**fields)
+    if run.training_job_id:
+        note = f"the evaluation of {run.version.name} after training failed: {reason}"
+        append_log(run.training_job_id, note)
+        TrainingJob.objects.filter(pk=run.training_job_id).update(
+            status=TrainingJob.Status.FAILED, error=note[:2000], finished_at=_now()
+        )
+
+
+def run_eval(run_id: int, task_id: str | None = None, *, attempt: int = 0, retries: int = 0) -> str:
+    """Evaluate a version and store the report, headline and gate verdict.
+
+    ``attempt`` and ``retries`` as for :func:`run_training`: a transient failure with retries
+    left returns :data:`RETRY` with the run queued again and the reason on it."""
     from training.evaluation import EvaluationConfig, headline, run_evaluation
 
     state, run = claim_eval_run(run_id, task_id)
@@ -460,8 +582,7 @@ def run_eval(run_id: int, task_id: str | None = None) -> str:
     reporter = EvalReporter(run.pk)
     try:
         config = EvaluationConfig.from_dict(evaluation_config(run))
-        if version.adapter_path:
-            adapters.ensure_loaded(config.endpoint, version.name, version.adapter_path)
+        services.load_version_adapter(version, config.endpoint)
         EvalRun.objects.filter(pk=run.pk).update(config=config.to_dict())
         with reporter.writer:
             report = run_evaluation(config, progress=reporter.progress)
@@ -480,11 +601,14 @@ def run_eval(run_id: int, task_id: str | None = None) -> str:
             error="",
         )
     except Exception as exc:
+        reason = describe(exc)
+        if is_transient(exc) and attempt < retries:
+            logger.warning("evaluation %s: %s; retrying", run_id, reason)
+            _requeue_eval(run, reason, attempt, retries)
+            return RETRY
         logger.exception("evaluation %s failed", run_id)
-        EvalRun.objects.filter(pk=run_id).update(
-            status=EvalRun.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=_now(),
-        )
+        if attempt:
+            reason = f"{reason} (gave up after {attempt} retries)"
+        _fail_eval(run, reason, getattr(exc, "report", None))
         return FAILED
     return SUCCEEDED

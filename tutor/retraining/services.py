@@ -3,18 +3,26 @@
 Which version serves a session: the class's active promotion, else the global one, else the
 base model (:func:`serving_version`). Promoting ends the scope's active promotion and
 remembers it; rolling back re-activates the one before.
+
+A version's adapter folder must lie inside ``TUTOR_ADAPTER_DIR`` (:func:`check_adapter_path`)
+to be registered, promoted or loaded, and must hold an adapter vLLM can load
+(:func:`adapter_problem`: its config, its rank against the server's ``--max-lora-rank``, an
+intact safetensors file) to be promoted: a broken adapter is refused before it can serve.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from inference import adapters
 
 from .models import EvalRun, ModelVersion, Promotion, TrainingJob
 
@@ -91,6 +99,51 @@ def refresh_statuses() -> None:
     )
     ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exclude(pk__in=serving).update(
         status=ModelVersion.Status.RETIRED
+    )
+
+
+def adapter_root() -> Path:
+    return Path(settings.TUTOR_ADAPTER_DIR)
+
+
+def max_lora_rank() -> int:
+    """The highest LoRA rank the model server loads (its ``--max-lora-rank``)."""
+    return settings.TUTOR_MAX_LORA_RANK
+
+
+def check_adapter_path(path: str | Path) -> str:
+    """``path`` as an absolute path inside ``TUTOR_ADAPTER_DIR``; raises
+    :class:`inference.adapters.AdapterPathError` for one outside it (``..``, an absolute path
+    elsewhere, a symlink that leads out)."""
+    return str(adapters.confined_path(path, adapter_root()))
+
+
+def adapter_problem(version: ModelVersion) -> str | None:
+    """Why ``version``'s adapter cannot be served, or None (the base model has none)."""
+    if not version.adapter_path:
+        return None
+    try:
+        adapters.validate_adapter(
+            version.adapter_path, allowed_root=adapter_root(), max_rank=max_lora_rank()
+        )
+    except adapters.AdapterError as exc:
+        return f"{version.name}'s adapter cannot be served: {exc}"
+    return None
+
+
+def load_version_adapter(version: ModelVersion, base_url: str | None = None, **kwargs: Any) -> bool:
+    """Make the model server at ``base_url`` (default ``TUTOR_MODEL_BASE_URL``) serve
+    ``version``, with the platform's API key, from inside ``TUTOR_ADAPTER_DIR`` only. True when
+    this call loaded it; False for the base model or an adapter already loaded."""
+    if not version.adapter_path:
+        return False
+    return adapters.ensure_loaded(
+        base_url or settings.TUTOR_MODEL_BASE_URL,
+        version.name,
+        version.adapter_path,
+        api_key=settings.TUTOR_MODEL_API_KEY,
+        allowed_root=adapter_root(),
+        **kwargs,
     )
 
 
@@ -182,9 +235,14 @@ def promote(
     """Serve ``version`` globally (``classrooms`` None) or in each of ``classrooms``.
 
     Refused (nothing changes) unless the gate passes for every scope, or ``override`` (an
-    admin's decision, recorded on the promotion)."""
+    admin's decision, recorded on the promotion). An adapter that cannot be served (outside
+    ``TUTOR_ADAPTER_DIR``, corrupt, of too high a rank) is refused whatever ``override``
+    says: promoting it would break the chat of every class it serves."""
     if version.status == ModelVersion.Status.FAILED:
         raise PromotionRefused([f"{version.name} failed; it cannot be promoted"])
+    problem = adapter_problem(version)
+    if problem is not None:
+        raise PromotionRefused([problem])
     scopes = [None] if classrooms is None else list(classrooms)
     if not scopes:
         raise PromotionRefused(["choose at least one class"])
@@ -297,7 +355,8 @@ def request_cancel(job: TrainingJob) -> TrainingJob:
 
 def _queue_on_commit(task, row, what: str) -> None:
     """Publish ``task(row.pk)`` once the row is committed; record its id. A broker outage
-    fails the row with the reason instead of leaving it queued forever."""
+    fails the row with the reason instead of leaving it queued forever (and the training job
+    whose evaluation it was)."""
     model = type(row)
 
     def publish() -> None:
@@ -305,11 +364,17 @@ def _queue_on_commit(task, row, what: str) -> None:
             result = task.delay(row.pk)
         except Exception as exc:
             logger.exception("could not queue %s %s", what, row.pk)
+            error = f"could not queue the {what} (is the broker up?): {exc}"
             model.objects.filter(pk=row.pk).update(
-                status=model.Status.FAILED,
-                error=f"could not queue the {what} (is the broker up?): {exc}",
-                finished_at=timezone.now(),
+                status=model.Status.FAILED, error=error, finished_at=timezone.now()
             )
+            job_id = getattr(row, "training_job_id", None)
+            if isinstance(row, EvalRun) and job_id is not None:
+                TrainingJob.objects.filter(pk=job_id).update(
+                    status=TrainingJob.Status.FAILED,
+                    error=f"the evaluation after training failed: {error}",
+                    finished_at=timezone.now(),
+                )
             return
         model.objects.filter(pk=row.pk).update(celery_task_id=result.id or "")
 
@@ -333,12 +398,18 @@ def default_eval_config(**overrides) -> dict[str, Any]:
     return config
 
 
-def start_evaluation(version: ModelVersion, user=None, **config) -> EvalRun:
-    """Create an evaluation run of ``version`` and queue it (after the commit)."""
+def start_evaluation(
+    version: ModelVersion, user=None, *, training_job: TrainingJob | None = None, **config
+) -> EvalRun:
+    """Create an evaluation run of ``version`` and queue it (after the commit). With
+    ``training_job`` it is that job's post-training evaluation: its failure fails the job."""
     from .tasks import run_evaluation_task
 
     run = EvalRun.objects.create(
-        version=version, created_by=user, config=default_eval_config(**config)
+        version=version,
+        created_by=user,
+        config=default_eval_config(**config),
+        training_job=training_job,
     )
     _queue_on_commit(run_evaluation_task, run, "evaluation")
     return run

@@ -372,11 +372,8 @@ def _load_now(request: HttpRequest, version: ModelVersion) -> None:
     if not version.adapter_path:
         return
     try:
-        adapters.ensure_loaded(
-            settings.TUTOR_MODEL_BASE_URL,
-            version.name,
-            version.adapter_path,
-            http_timeout=adapters.httpx.Timeout(60.0, connect=2.0),
+        services.load_version_adapter(
+            version, http_timeout=adapters.httpx.Timeout(60.0, connect=2.0)
         )
     except adapters.AdapterError as exc:
         messages.warning(

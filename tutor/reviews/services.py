@@ -17,8 +17,6 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from training.grading import check_answer
-from training.judges import stated_values
 from training.moderation import moderate
 from tutor.dialogues.models import Message, TutoringSession
 
@@ -200,25 +198,22 @@ def moderate_student_message(message: Message) -> Flag | None:
     return flag if created else None
 
 
-def leaked_value(text: str, final_answer: str, problem_text: str = "") -> str:
-    """The first value in ``text`` equal to the final answer (values of the problem excluded)."""
-    ignore = set(stated_values(problem_text))
-    for value in stated_values(text):
-        if value not in ignore and check_answer(value, final_answer).correct:
-            return value
-    return ""
-
-
-def flag_answer_leak(message: Message) -> Flag:
-    """The post-turn check found that ``message`` states the final answer."""
+def flag_answer_leak(message: Message, value: str = "", uncheckable: str = "") -> Flag:
+    """The post-turn check found that ``message`` states the final answer (``value``, as the
+    tutor wrote it), or could not check it (``uncheckable`` says why)."""
     problem = message.session.problem
-    value = leaked_value(message.text, problem.final_answer, problem.text)
-    detail = (
-        f"The tutor stated {value!r}, the final answer ({problem.final_answer}), "
-        "before the student had it."
-        if value
-        else f"The tutor stated the final answer ({problem.final_answer}) too early."
-    )
+    if uncheckable:
+        detail = (
+            f"The tutor's turn could not be checked for the final answer ({problem.final_answer}):"
+            f" {uncheckable}. Please read it."
+        )
+    elif value:
+        detail = (
+            f"The tutor stated {value!r}, the final answer ({problem.final_answer}), "
+            "before the student had it."
+        )
+    else:
+        detail = f"The tutor stated the final answer ({problem.final_answer}) too early."
     flag, _ = raise_flag(
         message.session,
         Flag.Kind.ANSWER_LEAK,
