@@ -25,7 +25,8 @@ from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, write_dataset
 from training.evaluation import EvaluationConfig, headline, run_evaluation
-from training.jobs import TrainJobConfig, run_training_job
+from training.grpo import train
+from training.jobs import TrainJobConfig
 
 MATHDIAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mathdial_test.jsonl"
 
@@ -76,9 +77,7 @@ def train_adapter(args: argparse.Namespace, endpoint: str, workdir: Path) -> tup
         seed=args.seed,
         curriculum=False,
     )
-    result = run_training_job(
-        config, str(dataset), str(workdir), log=lambda m: print(m, file=sys.stderr)
-    )
+    result = train(config, str(dataset), str(workdir), log=lambda m: print(m, file=sys.stderr))
     return result.adapter_dir, {"metrics": result.metrics, "history": result.history}
 
 

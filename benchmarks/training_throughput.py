@@ -21,7 +21,8 @@ import torch
 from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, write_dataset
-from training.jobs import TrainJobConfig, run_training_job
+from training.grpo import train
+from training.jobs import TrainJobConfig
 
 MATHDIAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mathdial_test.jsonl"
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             checkpoint_every=args.steps,
         )
-        result = run_training_job(
+        result = train(
             config, str(dataset), str(work / "job"), log=lambda m: print(m, file=sys.stderr)
         )
 

@@ -573,7 +573,8 @@ def train(
     should_stop: StopFn | None = None,
     log: LogFn = print,
 ) -> TrainResult:
-    """See :func:`training.jobs.run_training_job`."""
+    """Run one retraining job (see :mod:`training.jobs`): train, checkpointing into
+    ``workdir``, and resume from its last checkpoint if any."""
     from trl import GRPOConfig, GRPOTrainer
 
     if config.group_size < 2:

@@ -1,5 +1,6 @@
-"""One retraining job, start to end, as a plain Python call (no Django): the Celery task in
-``tutor/retraining/tasks.py`` is a thin adapter around :func:`run_training_job`.
+"""What one retraining job is, as plain Python (no Django, no torch): its configuration, its
+progress reports and how it ends. The job itself is :func:`training.grpo.train`; the Celery task
+in ``tutor/retraining/tasks.py`` is a thin adapter around it.
 
 A job reads a dataset file (problems exported from the logs, see :mod:`training.dataset`),
 trains a LoRA adapter with multi-turn GRPO (:mod:`training.grpo`) against an OpenAI-compatible
@@ -22,7 +23,7 @@ from typing import Any
 
 
 class JobCancelled(Exception):
-    """Raised out of :func:`run_training_job` when ``should_stop()`` turned true; the last
+    """Raised out of :func:`training.grpo.train` when ``should_stop()`` turned true; the last
     checkpoint stays on disk."""
 
 
@@ -98,25 +99,3 @@ class TrainResult:
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
 LogFn = Callable[[str], None]
-
-
-def run_training_job(
-    config: TrainJobConfig,
-    dataset_path: str,
-    workdir: str,
-    *,
-    on_progress: ProgressFn | None = None,
-    should_stop: StopFn | None = None,
-    log: LogFn = print,
-) -> TrainResult:
-    """Train, checkpointing into ``workdir``; resume from its last checkpoint if any."""
-    from training.grpo import train  # torch and peft only when a job really runs
-
-    return train(
-        config,
-        dataset_path,
-        workdir,
-        on_progress=on_progress,
-        should_stop=should_stop,
-        log=log,
-    )

@@ -1,5 +1,5 @@
 """Run a retraining job from the command line (no Django, no Celery): the same
-:func:`training.jobs.run_training_job` the worker runs, with a progress bar.
+:func:`training.grpo.train` the worker runs, with a progress bar.
 
     python -m training.retrain --mathdial ../shared/data/mathdial_test.jsonl --problems 40 \\
         --steps 8 --workdir var/jobs/cli-demo
@@ -25,7 +25,8 @@ from tqdm import tqdm
 from inference.launcher import lora_endpoint
 from inference.models import DEFAULT_SERVED_MODEL_NAME
 from training.dataset import mathdial_problems, read_dataset, write_dataset
-from training.jobs import JobCancelled, Progress, TrainJobConfig, run_training_job
+from training.grpo import train
+from training.jobs import JobCancelled, Progress, TrainJobConfig
 from training.rollout import InfrastructureFailure
 
 
@@ -126,7 +127,7 @@ def _train(config: TrainJobConfig, dataset_path: Path, workdir: Path, problems: 
 
     started = time.perf_counter()
     try:
-        result = run_training_job(
+        result = train(
             config,
             str(dataset_path),
             str(workdir),

@@ -262,9 +262,7 @@ TUTOR_JOB_STALE_SECONDS = float(os.environ.get("TUTOR_JOB_STALE_SECONDS", "120")
 # window up to this many.
 TUTOR_TRAINING_MIN_PROBLEMS = int(os.environ.get("TUTOR_TRAINING_MIN_PROBLEMS", "8"))
 # The function a job runs (tests swap in a fake trainer; another trainer can be plugged in).
-TUTOR_TRAINING_FUNCTION = os.environ.get(
-    "TUTOR_TRAINING_FUNCTION", "training.jobs.run_training_job"
-)
+TUTOR_TRAINING_FUNCTION = os.environ.get("TUTOR_TRAINING_FUNCTION", "training.grpo.train")
 # A job or evaluation that failed because the model server was unreachable (or timed out, or
 # answered 5xx) goes back to the queue this many times, after this many seconds (doubled each
 # time); an evaluation whose tasks lost more than this share of their items that way fails.

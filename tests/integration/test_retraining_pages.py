@@ -22,22 +22,17 @@ def admin(make_user):
 def no_publishing(monkeypatch, settings):
     """Tasks are not published from these tests (test_retraining_tasks covers them), and no
     model server is asked to load anything."""
-    from tutor.retraining import tasks
-
     published = []
+    short = {services.TRAINING_TASK: "train", services.EVALUATION_TASK: "eval"}
 
     class Result:
         id = "task-id"
 
-    def delay(name):
-        def publish(*args):
-            published.append((name, args))
-            return Result()
+    def publish(name, *args):
+        published.append((short[name], args))
+        return Result()
 
-        return publish
-
-    monkeypatch.setattr(tasks.run_training_job_task, "delay", delay("train"))
-    monkeypatch.setattr(tasks.run_evaluation_task, "delay", delay("eval"))
+    monkeypatch.setattr(services, "publish_task", publish)
     settings.TUTOR_MODEL_BASE_URL = "http://127.0.0.1:9/v1"
     return published
 

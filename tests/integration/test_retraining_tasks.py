@@ -2,7 +2,7 @@
 version, and the evaluation with its gate.
 
 The trainer is the fake in tests/support/fake_training.py (the same contract as
-``training.jobs.run_training_job``); these tests are about the logic around it. The last ones
+``training.grpo.train``); these tests are about the logic around it. The last ones
 run real Celery workers over Redis: one in this process, one in a process of its own whose
 worker child is killed mid-job.
 """

@@ -1,4 +1,4 @@
-"""A stand-in for ``training.jobs.run_training_job`` with the same contract, for tests of the
+"""A stand-in for ``training.grpo.train`` with the same contract, for tests of the
 logic around it (progress, cancel, redelivery): the retraining tests point
 ``TUTOR_TRAINING_FUNCTION`` here. It reads the dataset with the real reader, "trains"
 ``config.steps`` steps, checkpoints every step into ``workdir`` and resumes from there when

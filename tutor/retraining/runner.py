@@ -1,6 +1,6 @@
 """What the retraining tasks do, as plain functions the thin Celery tasks call.
 
-A training job runs ``training.jobs.run_training_job`` (``TUTOR_TRAINING_FUNCTION``) in the
+A training job runs ``training.grpo.train`` (``TUTOR_TRAINING_FUNCTION``) in the
 worker's thread. Everything it reports (progress, log lines) and the heartbeat are written by a
 thread of its own (:class:`BackgroundWriter`), so the trainer never waits on the database and
 the job row is written by one thread whatever thread the trainer reports from (evaluation
@@ -213,7 +213,7 @@ class BackgroundWriter:
 
 
 class JobReporter:
-    """The callbacks handed to ``run_training_job``; thread-safe, never touch the database."""
+    """The callbacks handed to ``training.grpo.train``; thread-safe, never touch the database."""
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id

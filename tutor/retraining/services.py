@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -353,15 +354,25 @@ def request_cancel(job: TrainingJob) -> TrainingJob:
     return job
 
 
-def _queue_on_commit(task, row, what: str) -> None:
-    """Publish ``task(row.pk)`` once the row is committed; record its id. A broker outage
-    fails the row with the reason instead of leaving it queued forever (and the training job
-    whose evaluation it was)."""
+TRAINING_TASK = "tutor.retraining.tasks.run_training_job_task"
+EVALUATION_TASK = "tutor.retraining.tasks.run_evaluation_task"
+
+
+def publish_task(name: str, *args: Any) -> Any:
+    """Send a Celery task by name (routed by ``CELERY_TASK_ROUTES``): the task modules import
+    this one, so it never imports them."""
+    return current_app.send_task(name, args=list(args))
+
+
+def _queue_on_commit(task: str, row, what: str) -> None:
+    """Publish the task named ``task`` for ``row.pk`` once the row is committed; record its
+    id. A broker outage fails the row with the reason instead of leaving it queued forever
+    (and the training job whose evaluation it was)."""
     model = type(row)
 
     def publish() -> None:
         try:
-            result = task.delay(row.pk)
+            result = publish_task(task, row.pk)
         except Exception as exc:
             logger.exception("could not queue %s %s", what, row.pk)
             error = f"could not queue the {what} (is the broker up?): {exc}"
@@ -383,9 +394,7 @@ def _queue_on_commit(task, row, what: str) -> None:
 
 def queue_training_job(job: TrainingJob) -> None:
     """Queue the job's task (after the commit)."""
-    from .tasks import run_training_job_task
-
-    _queue_on_commit(run_training_job_task, job, "job")
+    _queue_on_commit(TRAINING_TASK, job, "job")
 
 
 def default_eval_config(**overrides) -> dict[str, Any]:
@@ -403,13 +412,11 @@ def start_evaluation(
 ) -> EvalRun:
     """Create an evaluation run of ``version`` and queue it (after the commit). With
     ``training_job`` it is that job's post-training evaluation: its failure fails the job."""
-    from .tasks import run_evaluation_task
-
     run = EvalRun.objects.create(
         version=version,
         created_by=user,
         config=default_eval_config(**config),
         training_job=training_job,
     )
-    _queue_on_commit(run_evaluation_task, run, "evaluation")
+    _queue_on_commit(EVALUATION_TASK, run, "evaluation")
     return run
