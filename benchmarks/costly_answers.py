@@ -166,8 +166,8 @@ def summary(values: list[float]) -> dict:
     ms = [v * 1000 for v in values]
     return {
         "n": len(ms),
-        "median_ms": percentile(ms, 50),
-        "p99_ms": percentile(ms, 99),
+        "median_ms": percentile(ms, 0.5),
+        "p99_ms": percentile(ms, 0.99),
         "max_ms": max(ms) if ms else None,
     }
 

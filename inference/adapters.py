@@ -10,6 +10,10 @@ restart of vLLM: callers load again when a request for the adapter answers 404
 
 Every function takes the server's URL with or without ``/v1`` (``TUTOR_MODEL_BASE_URL``).
 Synchronous functions are for workers and views, the ``a``-prefixed ones for the event loop.
+The load functions (:func:`load_adapter`, :func:`ensure_loaded` and their ``a`` forms) also
+take several replicas, comma-separated: they load on every one at the same time, and raise
+:class:`PartialLoad` (whose ``report`` names the replicas that failed, and why) unless all
+succeeded; :func:`ensure_loaded_everywhere` returns that report instead of raising.
 
 ``api_key`` is sent as ``Authorization: Bearer`` (a server started with vLLM's ``--api-key``
 refuses the adapter routes without it); when not given, the environment's
@@ -23,14 +27,19 @@ load it for a student.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import struct
-from dataclasses import dataclass
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from inference.client import split_base_urls
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=5.0)  # loading reads the weights: allow time
 
@@ -61,6 +70,39 @@ class AdapterPathError(AdapterError):
 
 class InvalidAdapter(AdapterError):
     """The adapter folder is not a LoRA adapter the server can load."""
+
+
+@dataclass
+class ReplicaLoads:
+    """What loading one adapter on several replicas did, per replica URL."""
+
+    name: str
+    loaded: list[str] = field(default_factory=list)  # loaded by this call
+    already: list[str] = field(default_factory=list)  # served it before
+    failed: dict[str, AdapterError] = field(default_factory=dict)
+
+    @property
+    def replicas(self) -> int:
+        return len(self.loaded) + len(self.already) + len(self.failed)
+
+    @property
+    def serving(self) -> list[str]:
+        return self.loaded + self.already
+
+    def summary(self) -> str:
+        """``"2 of 3 replicas serve tutor-v4; not http://b:8001/v1: cannot reach ..."``."""
+        text = f"{len(self.serving)} of {self.replicas} replicas serve {self.name}"
+        if self.failed:
+            text += "; not " + "; ".join(f"{url}: {exc}" for url, exc in self.failed.items())
+        return text
+
+
+class PartialLoad(AdapterError):
+    """Some replicas did not load the adapter; ``report`` (:class:`ReplicaLoads`) says which."""
+
+    def __init__(self, report: ReplicaLoads) -> None:
+        super().__init__(report.summary())
+        self.report = report
 
 
 API_KEY_ENV = "TUTOR_MODEL_API_KEY"
@@ -232,7 +274,9 @@ def validate_adapter(
 
 def server_root(base_url: str) -> str:
     """``http://host:8001/v1`` -> ``http://host:8001``."""
-    root = base_url.rstrip("/")
+    if "," in base_url.strip().strip(","):
+        raise ValueError(f"one model server at a time, not a list: {base_url[:200]!r}")
+    root = base_url.strip().strip(",").rstrip("/")
     if root.endswith("/v1"):
         root = root[: -len("/v1")]
     return root
@@ -373,9 +417,20 @@ def load_adapter(
     api_key: str | None = None,
     allowed_root: str | os.PathLike[str] | None = None,
 ) -> bool:
-    """Load ``path`` under ``name``; False when the server already had it."""
-    root = server_root(base_url)
+    """Load ``path`` under ``name``; False when the server already had it. Several replicas
+    (comma-separated): on each; True when any loaded it now, :class:`PartialLoad` unless all
+    serve it."""
     target = _target(path, allowed_root)
+    urls = split_base_urls(base_url)
+    if len(urls) > 1:
+        return _all_or_raise(
+            _on_every_replica(urls, name, _load_one, target, http_timeout, api_key)
+        )
+    return _load_one(urls[0] if urls else base_url, name, target, http_timeout, api_key)
+
+
+def _load_one(base_url: str, name: str, target: str, http_timeout, api_key) -> bool:
+    root = server_root(base_url)
     answer = _request(
         "POST",
         f"{root}/v1/load_lora_adapter",
@@ -385,6 +440,45 @@ def load_adapter(
         json={"lora_name": name, "lora_path": target},
     )
     return _interpret_load(root, name, target, answer)
+
+
+def _ensure_one(base_url: str, name: str, target: str, http_timeout, api_key) -> bool:
+    if name in list_models(base_url, http_timeout=http_timeout, api_key=api_key):
+        return False
+    return _load_one(base_url, name, target, http_timeout, api_key)
+
+
+def _on_every_replica(urls, name, action, target, http_timeout, api_key) -> ReplicaLoads:
+    """``action`` on every replica at once (threads): a slow or dead replica costs its own
+    timeout, not the others'."""
+
+    def attempt(url: str) -> bool | AdapterError:
+        try:
+            return action(url, name, target, http_timeout, api_key)
+        except AdapterError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        results = list(pool.map(attempt, urls))
+    return _report(name, urls, results)
+
+
+def _report(name: str, urls, results) -> ReplicaLoads:
+    report = ReplicaLoads(name)
+    for url, result in zip(urls, results, strict=True):
+        if isinstance(result, AdapterError):
+            report.failed[url] = result
+        elif result:
+            report.loaded.append(url)
+        else:
+            report.already.append(url)
+    return report
+
+
+def _all_or_raise(report: ReplicaLoads) -> bool:
+    if report.failed:
+        raise PartialLoad(report)
+    return bool(report.loaded)
 
 
 def unload_adapter(
@@ -413,11 +507,32 @@ def ensure_loaded(
     allowed_root: str | os.PathLike[str] | None = None,
 ) -> bool:
     """Make sure the server serves ``name``; True when this call loaded it. A path outside
-    ``allowed_root`` is refused before the server is asked anything."""
+    ``allowed_root`` is refused before the server is asked anything. Several replicas
+    (comma-separated): on each at once; True when any loaded it now, :class:`PartialLoad`
+    unless all serve it."""
     target = _target(path, allowed_root)
-    if name in list_models(base_url, http_timeout=http_timeout, api_key=api_key):
-        return False
-    return load_adapter(base_url, name, target, http_timeout=http_timeout, api_key=api_key)
+    urls = split_base_urls(base_url)
+    if len(urls) > 1:
+        return _all_or_raise(
+            _on_every_replica(urls, name, _ensure_one, target, http_timeout, api_key)
+        )
+    return _ensure_one(urls[0] if urls else base_url, name, target, http_timeout, api_key)
+
+
+def ensure_loaded_everywhere(
+    base_url: str | Sequence[str],
+    name: str,
+    path: str,
+    *,
+    http_timeout=DEFAULT_TIMEOUT,
+    api_key: str | None = None,
+    allowed_root: str | os.PathLike[str] | None = None,
+) -> ReplicaLoads:
+    """:func:`ensure_loaded` on every replica ``base_url`` lists, at the same time; what each
+    did, failures included (only a path outside ``allowed_root`` raises)."""
+    target = _target(path, allowed_root)
+    urls = split_base_urls(base_url)
+    return _on_every_replica(urls, name, _ensure_one, target, http_timeout, api_key)
 
 
 # ---- asynchronous -----------------------------------------------------------------------------
@@ -449,8 +564,16 @@ async def aload_adapter(
     api_key: str | None = None,
     allowed_root: str | os.PathLike[str] | None = None,
 ) -> bool:
-    root = server_root(base_url)
     target = _target(path, allowed_root)
+    urls = split_base_urls(base_url)
+    if len(urls) > 1:
+        report = await _aon_every_replica(urls, name, _aload_one, target, http_timeout, api_key)
+        return _all_or_raise(report)
+    return await _aload_one(urls[0] if urls else base_url, name, target, http_timeout, api_key)
+
+
+async def _aload_one(base_url: str, name: str, target: str, http_timeout, api_key) -> bool:
+    root = server_root(base_url)
     answer = await _arequest(
         "POST",
         f"{root}/v1/load_lora_adapter",
@@ -460,6 +583,23 @@ async def aload_adapter(
         json={"lora_name": name, "lora_path": target},
     )
     return _interpret_load(root, name, target, answer)
+
+
+async def _aensure_one(base_url: str, name: str, target: str, http_timeout, api_key) -> bool:
+    if name in await alist_models(base_url, http_timeout=http_timeout, api_key=api_key):
+        return False
+    return await _aload_one(base_url, name, target, http_timeout, api_key)
+
+
+async def _aon_every_replica(urls, name, action, target, http_timeout, api_key) -> ReplicaLoads:
+    async def attempt(url: str) -> bool | AdapterError:
+        try:
+            return await action(url, name, target, http_timeout, api_key)
+        except AdapterError as exc:
+            return exc
+
+    results = await asyncio.gather(*(attempt(url) for url in urls))
+    return _report(name, urls, results)
 
 
 async def aensure_loaded(
@@ -472,6 +612,22 @@ async def aensure_loaded(
     allowed_root: str | os.PathLike[str] | None = None,
 ) -> bool:
     target = _target(path, allowed_root)
-    if name in await alist_models(base_url, http_timeout=http_timeout, api_key=api_key):
-        return False
-    return await aload_adapter(base_url, name, target, http_timeout=http_timeout, api_key=api_key)
+    urls = split_base_urls(base_url)
+    if len(urls) > 1:
+        report = await _aon_every_replica(urls, name, _aensure_one, target, http_timeout, api_key)
+        return _all_or_raise(report)
+    return await _aensure_one(urls[0] if urls else base_url, name, target, http_timeout, api_key)
+
+
+async def aensure_loaded_everywhere(
+    base_url: str | Sequence[str],
+    name: str,
+    path: str,
+    *,
+    http_timeout=DEFAULT_TIMEOUT,
+    api_key: str | None = None,
+    allowed_root: str | os.PathLike[str] | None = None,
+) -> ReplicaLoads:
+    target = _target(path, allowed_root)
+    urls = split_base_urls(base_url)
+    return await _aon_every_replica(urls, name, _aensure_one, target, http_timeout, api_key)

@@ -1,11 +1,17 @@
 """Streaming chat completions from an OpenAI-compatible server (vLLM) with the ``openai``
-async client, turning transport failures into two clear errors."""
+async client, turning transport failures into two clear errors.
+
+``ServerConfig.base_url`` may list several replicas of one deployment, comma-separated
+(``TUTOR_MODEL_BASE_URL``): :func:`inference.replicas.stream_routed` routes each request to one
+of them and calls :func:`stream_chat` for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -23,7 +29,15 @@ class ModelServerError(Exception):
 
 
 class ModelUnavailable(ModelServerError):
-    """The model server could not be reached or refused the request before streaming."""
+    """The model server could not be reached or refused the request before streaming.
+    ``unreachable`` is true when the request never reached a server (connection refused or
+    not made in time): it is safe to send it to another replica."""
+
+    def __init__(
+        self, message: str = "", *, status_code: int | None = None, unreachable: bool = False
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.unreachable = unreachable
 
 
 class ModelNotFound(ModelUnavailable):
@@ -49,6 +63,27 @@ class ServerConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     first_token_timeout: float = 300.0
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The replicas ``base_url`` lists (one for a single server)."""
+        return split_base_urls(self.base_url)
+
+    def replica(self, base_url: str) -> ServerConfig:
+        """This configuration for one of its replicas."""
+        return dataclasses.replace(self, base_url=base_url)
+
+
+def split_base_urls(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"http://a:8001/v1, http://b:8001/v1"`` -> the two URLs: comma-separated (or a
+    sequence), blanks dropped, duplicates (ignoring a trailing slash) kept once, in order."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    urls: dict[str, str] = {}
+    for part in parts:
+        url = str(part).strip()
+        if url:
+            urls.setdefault(url.rstrip("/"), url)
+    return tuple(urls.values())
 
 
 @dataclass(frozen=True)
@@ -93,8 +128,17 @@ async def stream_chat(
     temperature: float = 0.7,
     seed: int | None = None,
 ) -> AsyncIterator[StreamEvent]:
-    """Yield the reply as it streams. Closing the generator (e.g. on cancel) closes the HTTP
-    response, which makes vLLM abort the request."""
+    """Yield the reply as it streams from one server. Closing the generator (e.g. on cancel)
+    closes the HTTP response, which makes vLLM abort the request.
+
+    A configuration that lists several replicas is routed by
+    :func:`inference.replicas.stream_routed`, which calls this for the chosen one."""
+    if len(config.base_urls) > 1:
+        raise ValueError(
+            "several model servers are configured: route with inference.replicas.stream_routed"
+        )
+    if config.base_urls and config.base_urls[0] != config.base_url:
+        config = config.replica(config.base_urls[0])  # " http://a/v1," -> the URL itself
     client = get_client(config)
     try:
         stream = await client.chat.completions.create(
@@ -107,7 +151,10 @@ async def stream_chat(
             stream_options={"include_usage": True},
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        raise ModelUnavailable(f"cannot reach the model server at {config.base_url}") from exc
+        raise ModelUnavailable(
+            f"cannot reach the model server at {config.base_url}",
+            unreachable=_never_reached(exc),
+        ) from exc
     except openai.APIStatusError as exc:
         error = ModelNotFound if exc.status_code == 404 else ModelUnavailable
         raise error(
@@ -143,6 +190,22 @@ async def stream_chat(
                     )
     except (openai.APIError, httpx.HTTPError) as exc:
         raise ModelServerError(f"the model server failed mid-reply: {_short(str(exc))}") from exc
+
+
+def _never_reached(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server: the connection was refused or
+    not made in time (not a timeout while the server was working on it)."""
+    seen = exc.__cause__ or exc.__context__
+    for _ in range(5):  # the transport's error, wrapped by httpx (or the client's own copy)
+        if seen is None:
+            return False
+        if isinstance(seen, httpx.ConnectError | httpx.ConnectTimeout) or type(seen).__name__ in (
+            "ConnectError",
+            "ConnectTimeout",
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -46,9 +46,12 @@ PRELOAD = ["math_verify", "sympy", "pedagogy.grading", "pedagogy.judges"]
 class Uncheckable(Exception):
     """The text could not be checked within the limits; ``reason`` says why, for a person."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, costly: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        # True when the check itself ran out of time or memory (it cost a worker its limit),
+        # False when the text was refused before any work was done.
+        self.costly = costly
 
 
 _settings = {"timeout": DEFAULT_TIMEOUT_SECONDS, "workers": DEFAULT_WORKERS}
@@ -152,11 +155,9 @@ def _stop_at_exit() -> None:
 
 def _failure(exc: BaseException) -> Uncheckable:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return Uncheckable("it takes too long to check")
-    if isinstance(exc, ProcessExpired):
-        return Uncheckable("checking it needs too much memory")
-    if isinstance(exc, MemoryError):
-        return Uncheckable("checking it needs too much memory")
+        return Uncheckable("it takes too long to check", costly=True)
+    if isinstance(exc, ProcessExpired | MemoryError):
+        return Uncheckable("checking it needs too much memory", costly=True)
     if isinstance(exc, CancelledError):
         return Uncheckable("the check was cancelled")
     logger.warning("a bounded check failed: %r", exc)

@@ -2,10 +2,11 @@
 
 Equivalent forms count as equal (37.4, 37.40, 187/5, $\\frac{187}{5}$). Every check is bounded:
 answers past a size limit, or with more powers or factorials than a school answer needs, are
-refused before parsing, and the rest run in a worker process with a hard time limit
-(:mod:`pedagogy.bounded`). ``check_answer`` and ``acheck_answer`` raise
-:class:`~pedagogy.bounded.Uncheckable` when an answer cannot be checked; ``check_answer_now``
-is the unbounded check that the workers run.
+refused before parsing; two plain numbers or fractions (most answers) are compared exactly in
+the calling process, in microseconds; the rest run in a worker process with a hard time limit
+(:mod:`pedagogy.bounded`), so that a costly answer never queues the plain ones behind it.
+``check_answer`` and ``acheck_answer`` raise :class:`~pedagogy.bounded.Uncheckable` when an
+answer cannot be checked; ``check_answer_now`` is the unbounded check that the workers run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -29,7 +31,9 @@ __all__ = [
     "acheck_answer",
     "check_answer",
     "check_answer_now",
+    "check_plain",
     "is_correct",
+    "is_plain",
 ]
 
 # Longest answer or reference that is parsed at all.
@@ -41,6 +45,11 @@ MAX_FACTORIALS = 2
 _EXTRACTION = [ExprExtractionConfig(), LatexExtractionConfig()]
 _UNITS_AND_NOISE = re.compile(r"[$€£¥%]|\\%|\\\$|,(?=\d{3}\b)")
 _POWER = re.compile(r"\^|\*\*")
+# A plain number or fraction, as most answers and references are (after _prepare).
+_PLAIN = re.compile(r"-?\d{1,15}(?:\.\d{1,15})?(?:/\d{1,15})?")
+# math-verify compares numbers rounded to 6 decimal places: two values further apart than this
+# can never round to the same, and values exactly equal always do.
+_SURELY_DIFFERENT = Fraction(2, 10**6)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,37 @@ def equal(gold: list, answer: list) -> bool:
     return bool(gold and answer) and bool(verify(gold, answer, timeout_seconds=None))
 
 
+def _plain_value(text: str) -> Fraction | None:
+    prepared = _prepare(text)
+    if _PLAIN.fullmatch(prepared) is None:
+        return None
+    numerator, _, denominator = prepared.partition("/")
+    if denominator and int(denominator) == 0:
+        return None
+    return Fraction(numerator) / Fraction(denominator or 1)
+
+
+def is_plain(text: str) -> bool:
+    """Whether ``text`` is a plain number or fraction (checked without the process pool)."""
+    return _plain_value(text) is not None
+
+
+def check_plain(submitted: str, reference: str) -> AnswerCheck | None:
+    """The verdict for two plain numbers or fractions, in microseconds and in this process;
+    None when either is more than that, or when they are so close that only math-verify's own
+    rounding can tell (then the bounded check decides)."""
+    answer, gold = _plain_value(submitted), _plain_value(reference)
+    if answer is None or gold is None:
+        return None
+    if answer == gold:
+        correct = True
+    elif abs(answer - gold) > _SURELY_DIFFERENT:
+        correct = False
+    else:
+        return None
+    return AnswerCheck(correct=correct, parsed=_prepare(submitted), reference=_prepare(reference))
+
+
 def check_answer_now(submitted: str, reference: str) -> AnswerCheck:
     """The check itself, in the calling process and without a time limit: only for code that
     already runs inside a bounded worker."""
@@ -103,6 +143,9 @@ def check_answer(submitted: str, reference: str, *, timeout: float | None = None
     """
     require_checkable(submitted)
     require_checkable(reference)
+    plain = check_plain(submitted, reference)
+    if plain is not None:
+        return plain
     return bounded.run(check_answer_now, submitted, reference, timeout=timeout)
 
 
@@ -126,4 +169,7 @@ async def acheck_answer(
     """:func:`check_answer` for an event loop: the loop keeps serving while it runs."""
     require_checkable(submitted)
     require_checkable(reference)
+    plain = check_plain(submitted, reference)
+    if plain is not None:
+        return plain
     return await bounded.arun(check_answer_now, submitted, reference, timeout=timeout)

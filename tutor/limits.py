@@ -41,6 +41,15 @@ def take(scope: str, who: object, rate: Rate) -> float:
     return max(1.0, (window + 1) * rate.seconds - now)
 
 
+def hold(scope: str, who: object, seconds: float) -> None:
+    """Mark ``who`` under ``scope`` for ``seconds`` (a cool-down), see :func:`held`."""
+    cache.set(f"hold:{scope}:{who}", 1, timeout=seconds)
+
+
+def held(scope: str, who: object) -> bool:
+    return cache.get(f"hold:{scope}:{who}") is not None
+
+
 class ReplyLease:
     """The right to stream the one reply in flight for a session, across all of a student's
     sockets and all web processes. It expires by itself after ``seconds`` (a web process that

@@ -210,6 +210,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"tutor.retraining.tasks.*": {"queue": "training"}}
 
 # The tutor model: an OpenAI-compatible server (vLLM) and the name it serves the model under.
+# Several replicas of one deployment: comma-separated; each chat session is routed to one of
+# them, and promoted adapters are loaded on all (inference/replicas.py).
 TUTOR_MODEL_BASE_URL = os.environ.get("TUTOR_MODEL_BASE_URL", "http://127.0.0.1:8001/v1")
 TUTOR_MODEL_API_KEY = os.environ.get("TUTOR_MODEL_API_KEY", "not-needed")
 TUTOR_MODEL_NAME = os.environ.get("TUTOR_MODEL_NAME", "smollm2-135m-instruct")
@@ -239,6 +241,11 @@ TUTOR_RATE_JOIN_CODES_PER_HOUR = int(os.environ.get("TUTOR_RATE_JOIN_CODES_PER_H
 # The limit leaves room within the promised second for the round trip to the pool.
 TUTOR_CHECK_TIMEOUT_SECONDS = float(os.environ.get("TUTOR_CHECK_TIMEOUT_SECONDS", "0.8"))
 TUTOR_CHECK_WORKERS = int(os.environ.get("TUTOR_CHECK_WORKERS", "2"))
+# After an answer that ran a checking process to its limit, its sender may only send plain
+# numbers (checked without the pool) for this long.
+TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS = float(
+    os.environ.get("TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS", "60")
+)
 # How much dialogue history goes into the prompt (characters, newest kept), and the largest
 # share of that budget that teachers' pedagogy instructions may take.
 TUTOR_HISTORY_CHAR_BUDGET = int(os.environ.get("TUTOR_HISTORY_CHAR_BUDGET", "6000"))
@@ -252,8 +259,11 @@ TUTOR_BASE_MODEL = os.environ.get("TUTOR_MODEL") or "default"
 # TUTOR_ADAPTER_DIR at the same path (docker: the `adapters` volume).
 TUTOR_TRAINING_DIR = Path(os.environ.get("TUTOR_TRAINING_DIR", VAR_DIR / "training"))
 TUTOR_ADAPTER_DIR = Path(os.environ.get("TUTOR_ADAPTER_DIR", VAR_DIR / "adapters"))
-# The vLLM server that rollouts and evaluations talk to (LoRA enabled); default: the tutor's.
-TUTOR_TRAINING_BASE_URL = os.environ.get("TUTOR_TRAINING_BASE_URL", TUTOR_MODEL_BASE_URL)
+# The vLLM server that rollouts and evaluations talk to (LoRA enabled); default: the tutor's
+# (its first replica: this one is always a single URL).
+TUTOR_TRAINING_BASE_URL = os.environ.get("TUTOR_TRAINING_BASE_URL") or next(
+    (url.strip() for url in TUTOR_MODEL_BASE_URL.split(",") if url.strip()), ""
+)
 # A running job writes a heartbeat this often; one silent for TUTOR_JOB_STALE_SECONDS has
 # lost its worker, and the redelivered task resumes it from its last checkpoint.
 TUTOR_JOB_HEARTBEAT_SECONDS = float(os.environ.get("TUTOR_JOB_HEARTBEAT_SECONDS", "15"))

@@ -192,6 +192,11 @@ async def test_a_costly_answer_gets_a_clear_error_and_others_keep_their_pings(
     assert error["type"] == "error" and error["code"] == "uncheckable"
     # A hang guard, not a speed goal (benchmarks/costly_answers.py measures round trips).
     assert max(gaps) < 1.0
+    # For a while this student's expressions are refused before any work; plain numbers
+    # (checked without the pool) still get their verdict.
+    await hostile.send_json_to({"type": "answer", "answer": "x = 6"})
+    cooled = await hostile.receive_json_from(timeout=5)
+    assert cooled["code"] == "uncheckable" and "plain" in cooled["detail"]
     await hostile.send_json_to({"type": "answer", "answer": "6"})
     result = await hostile.receive_json_from(timeout=5)
     assert result["type"] == "answer.result" and result["attempt"]["correct"] is True

@@ -3,13 +3,21 @@ verdict or ``Uncheckable`` at the time limit, never a hang or another exception.
 
 import asyncio
 import time
+from fractions import Fraction
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pedagogy import bounded
-from pedagogy.grading import Uncheckable, acheck_answer, check_answer, is_correct
+from pedagogy.grading import (
+    Uncheckable,
+    acheck_answer,
+    check_answer,
+    check_answer_now,
+    check_plain,
+    is_correct,
+)
 from pedagogy.judges import leaked_value, reveals_answer
 
 pytestmark = pytest.mark.unit
@@ -142,3 +150,23 @@ def test_any_tutor_turn_gets_a_verdict_or_uncheckable_in_bounded_time(turn, answ
 @given(_number)
 def test_a_stated_answer_is_always_found(answer):
     assert reveals_answer(f"Well done, it is {answer} in the end.", answer)
+
+
+_plain = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.decimals(-1000, 1000, places=3, allow_nan=False, allow_infinity=False).map(str),
+    st.tuples(st.integers(0, 999), st.integers(1, 999)).map(lambda t: f"{t[0]}/{t[1]}"),
+)
+# Pairs a hair apart, where math-verify's rounding decides.
+_close_pairs = st.tuples(_plain, st.integers(-3, 3), st.integers(5, 8)).map(
+    lambda t: (t[0], f"{float(Fraction(t[0])) + t[1] * 10 ** -t[2]:.9f}")
+)
+
+
+@_bounded_settings
+@given(st.one_of(st.tuples(_number, _number), _close_pairs))
+def test_the_plain_number_shortcut_agrees_with_math_verify(pair):
+    answer, reference = pair
+    shortcut = check_plain(answer, reference)
+    if shortcut is not None:
+        assert shortcut.correct == check_answer_now(answer, reference).correct

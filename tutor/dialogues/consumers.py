@@ -20,19 +20,18 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError, InterfaceError
 
-from inference import adapters
+from inference import adapters, replicas
 from inference.client import (
-    ModelNotFound,
     ModelServerError,
     ModelUnavailable,
     ServerConfig,
     StreamEvent,
-    stream_chat,
 )
 from inference.coalesce import DeltaCoalescer
 from inference.thinking import ThinkStripper
-from pedagogy.grading import Uncheckable, acheck_answer
+from pedagogy.grading import Uncheckable, acheck_answer, is_plain
 from tutor import limits
 from tutor.reviews.services import notify_flag_async
 
@@ -50,11 +49,21 @@ TOO_MANY_ATTEMPTS = (
     "You have used all your answer attempts for this problem. "
     "Talk it through with the tutor, or ask your teacher."
 )
+STORE_FAILED = (
+    "Your message could not be saved (a problem on our side). Please send it again; "
+    "it will not be stored twice."
+)
+COSTLY_COOLDOWN = (
+    "Your last answer took too long to check. For a minute, please give your answer as a plain "
+    "number or fraction (like 12.5 or 3/4)."
+)
 BUSY = "The tutor is still answering (here or in another tab); wait or press Stop first."
 
 # Cache calls (rate counters, reply leases) go over the network in production: off the event
 # loop, and off Channels' shared database thread too.
 take_rate = sync_to_async(limits.take, thread_sensitive=False)
+hold = sync_to_async(limits.hold, thread_sensitive=False)
+held = sync_to_async(limits.held, thread_sensitive=False)
 
 
 # Storing the reply also publishes the post-turn check to the broker; if the broker is slow or
@@ -63,6 +72,7 @@ store_tutor_reply = database_sync_to_async(services.store_tutor_reply, thread_se
 
 
 def model_server_config() -> ServerConfig:
+    """The model server(s): ``base_url`` lists every replica, comma-separated."""
     return ServerConfig(
         base_url=settings.TUTOR_MODEL_BASE_URL,
         api_key=settings.TUTOR_MODEL_API_KEY,
@@ -73,6 +83,10 @@ def model_server_config() -> ServerConfig:
 
 
 class TutorConsumer(AsyncWebsocketConsumer):
+    # The chat socket receives nothing over the channel layer (it only sends alerts, through
+    # the layer itself). Subscribed to a channel of its own, it was ended by the layer's
+    # ConnectionError whenever Redis restarted, cutting every student's chat and reply.
+    channel_layer_alias = None
     session: TutoringSession | None = None
     # The version that writes this session's replies, fixed when the session began.
     served: services.ServedModel | None = None
@@ -166,10 +180,15 @@ class TutorConsumer(AsyncWebsocketConsumer):
         if not await sync_to_async(lease.acquire, thread_sensitive=False)():
             raise FrameError("busy", BUSY, client_id)
         try:
-            # Stored (and the prompt built) before the model is asked; see intake.py.
-            turn = await intake.accept_student_message(
-                self.session, message.text, message.client_id
-            )
+            # Stored (and the prompt built) before the model is asked; see intake.py. The
+            # `message` frame below is the acknowledgement: it is only sent for a stored message.
+            try:
+                turn = await intake.accept_student_message(
+                    self.session, message.text, message.client_id
+                )
+            except (DatabaseError, InterfaceError):  # a dropped connection, a restart, ...
+                logger.exception("could not store a message on session %s", self.session.pk)
+                raise FrameError("store_failed", STORE_FAILED, client_id) from None
             if turn.closed:
                 raise FrameError("session_closed", SESSION_CLOSED, client_id)
             await self.send_json(
@@ -197,11 +216,18 @@ class TutorConsumer(AsyncWebsocketConsumer):
         await self._require_open(None)
         if not await database_sync_to_async(services.answer_attempts_left)(self.session):
             raise FrameError("too_many_attempts", TOO_MANY_ATTEMPTS)
+        user_id = self.scope["user"].pk
+        # A student whose answer ran a checking process to its limit may send only plain
+        # numbers for a while: those are checked without the pool, which stays free for others.
+        if not is_plain(answer) and await held("costly-answer", user_id):
+            raise FrameError("uncheckable", COSTLY_COOLDOWN)
         try:
-            # In a process of its own with a hard time limit: the event loop and the database
-            # thread stay free for everyone else meanwhile.
+            # Plain numbers are compared here; anything else runs in a process of its own with
+            # a hard time limit, while the event loop and the database thread serve others.
             check = await acheck_answer(answer, self.session.problem.final_answer)
         except Uncheckable as exc:
+            if exc.costly:
+                await hold("costly-answer", user_id, settings.TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS)
             raise FrameError(
                 "uncheckable",
                 f"We could not check that answer: {exc.reason}. "
@@ -320,35 +346,37 @@ class TutorConsumer(AsyncWebsocketConsumer):
     async def _stream(
         self, served: services.ServedModel, prompt: list[dict[str, str]]
     ) -> AsyncIterator[StreamEvent]:
-        """The reply from the session's model. A LoRA adapter the server does not know (vLLM
-        restarted since it was loaded at run time) is loaded again from the registry, and the
-        request retried once."""
+        """The reply from the session's model, from the replica the session is routed to
+        (``TUTOR_MODEL_BASE_URL`` may list several: ``inference/replicas.py``); one that cannot
+        be reached before the first token is replaced by the next. A LoRA adapter the replica
+        does not know (vLLM restarted since it was loaded at run time, or was down at
+        promotion) is loaded there again from the registry, and the request retried once."""
         config = model_server_config()
-        for attempt in (1, 2):
-            try:
-                async for event in stream_chat(
-                    config,
-                    model=served.name,
-                    messages=prompt,
-                    max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
-                    temperature=settings.TUTOR_TEMPERATURE,
-                ):
-                    yield event
-                return
-            except ModelNotFound:
-                if attempt == 2 or not served.adapter_path:
-                    raise
-            logger.info("model server lacks adapter %s; loading it", served.name)
+
+        async def load_adapter(replica: ServerConfig) -> None:
             try:
                 await adapters.aensure_loaded(
-                    config.base_url,
+                    replica.base_url,
                     served.name,
                     served.adapter_path,
-                    api_key=config.api_key,
+                    api_key=replica.api_key,
                     allowed_root=settings.TUTOR_ADAPTER_DIR,
                 )
+            except adapters.ServerUnreachable as exc:
+                raise ModelUnavailable(str(exc), unreachable=True) from exc
             except adapters.AdapterError as exc:
                 raise ModelUnavailable(f"could not load adapter {served.name}: {exc}") from exc
+
+        async for event in replicas.stream_routed(
+            config,
+            key=f"session-{self.session.pk}",
+            model=served.name,
+            messages=prompt,
+            max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
+            temperature=settings.TUTOR_TEMPERATURE,
+            on_missing_model=load_adapter if served.adapter_path else None,
+        ):
+            yield event
 
     async def _send_delta(self, reply_id: str, text: str) -> None:
         await self.send_json({"type": "reply.delta", "reply_id": reply_id, "text": text})

@@ -133,9 +133,12 @@ def adapter_problem(version: ModelVersion) -> str | None:
 
 
 def load_version_adapter(version: ModelVersion, base_url: str | None = None, **kwargs: Any) -> bool:
-    """Make the model server at ``base_url`` (default ``TUTOR_MODEL_BASE_URL``) serve
-    ``version``, with the platform's API key, from inside ``TUTOR_ADAPTER_DIR`` only. True when
-    this call loaded it; False for the base model or an adapter already loaded."""
+    """Make the model server at ``base_url`` (default ``TUTOR_MODEL_BASE_URL``: every replica
+    it lists, at the same time) serve ``version``, with the platform's API key, from inside
+    ``TUTOR_ADAPTER_DIR`` only. True when this call loaded it (on any replica); False for the
+    base model or an adapter already loaded. With several replicas, those that failed raise
+    :class:`inference.adapters.PartialLoad` after the others loaded it: ``exc.report`` names
+    them and why (each replica's wait is bounded by ``http_timeout``)."""
     if not version.adapter_path:
         return False
     return adapters.ensure_loaded(

@@ -368,12 +368,21 @@ def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
 
 
 def _load_now(request: HttpRequest, version: ModelVersion) -> None:
-    """Load the adapter into vLLM now; if that fails the chat loads it on first use."""
+    """Load the adapter into vLLM now, on every replica; where that fails the chat loads it on
+    first use. A replica that is down costs its connect timeout, not the promotion."""
     if not version.adapter_path:
         return
     try:
         services.load_version_adapter(
             version, http_timeout=adapters.httpx.Timeout(60.0, connect=2.0)
+        )
+    except adapters.PartialLoad as exc:
+        report = exc.report
+        failed = "; ".join(f"{url} ({error})" for url, error in report.failed.items())
+        messages.warning(
+            request,
+            f"{version.name} is loaded on {len(report.serving)} of {report.replicas} vLLM "
+            f"replicas; not on {failed}. Those load it when a session first asks for it.",
         )
     except adapters.AdapterError as exc:
         messages.warning(
