@@ -94,6 +94,19 @@ async def test_a_lone_surrogate_is_repaired_and_stored_once(
     assert [m.text for m in students] == ["x \ufffd y"]
 
 
+@pytest.mark.parametrize("interval", [0.0, 0.05, 1.0])
+async def test_the_deltas_add_up_to_the_stored_reply_at_any_coalescing_interval(
+    connect, model_server, student, tutoring_session, settings, interval
+):
+    settings.TUTOR_COALESCE_SECONDS = interval  # 0.05 in production; the tests' default is 0
+    ws = await opened(connect, tutoring_session, student)
+    await ws.send_json_to({"type": "message", "text": "How do I start?"})
+    frames = []
+    end = await receive_until(ws, "reply.end", collect=frames)
+    deltas = "".join(f["text"] for f in frames if f["type"] == "reply.delta")
+    assert deltas.strip() == end["message"]["text"] == "Good start! What is $3x$?"
+
+
 async def test_an_unexpected_error_is_an_internal_frame_and_the_socket_lives_on(
     connect, student, tutoring_session, monkeypatch
 ):

@@ -68,7 +68,12 @@ held = sync_to_async(limits.held, thread_sensitive=False)
 
 # Storing the reply also publishes the post-turn check to the broker; if the broker is slow or
 # down that must not hold up Channels' shared database thread (every socket's queries).
-store_tutor_reply = database_sync_to_async(services.store_tutor_reply, thread_sensitive=False)
+store_tutor_reply = database_sync_to_async(
+    lambda session, reply: services.on_a_live_connection(
+        services.store_tutor_reply, session, reply
+    ),
+    thread_sensitive=False,
+)
 
 
 def model_server_config() -> ServerConfig:
@@ -326,13 +331,24 @@ class TutorConsumer(AsyncWebsocketConsumer):
         tail = stripper.finish()
         visible.append(tail.visible)
         hidden.append(tail.hidden)
+        # What the coalescer still gathers (and the stripper held back) goes out before the
+        # end, so that the deltas add up to the reply.
+        rest = coalescer.flush() + tail.visible
+        if rest:
+            await self._send_delta(reply_id, rest)
         reply.text = "".join(visible).strip()
         reply.thinking = "".join(hidden).strip()
         reply.duration_ms = round((time.monotonic() - started) * 1000)
         stored = None
         if reply.text or reply.thinking:
             # Shielded: a second cancellation (server shutdown) must not lose the reply.
-            stored = await asyncio.shield(store_tutor_reply(self.session, reply))
+            stored = await asyncio.shield(self._store_reply(reply))
+            if stored is None:
+                error_frame = error_frame or {
+                    "code": "store_failed",
+                    "detail": "The tutor's reply could not be saved. Please send your "
+                    "message again.",
+                }
         if error_frame is not None:
             await self.send_json({"type": "error", **error_frame})
         await self.send_json(
@@ -342,6 +358,15 @@ class TutorConsumer(AsyncWebsocketConsumer):
                 "message": services.message_payload(stored) if stored else None,
             }
         )
+
+    async def _store_reply(self, reply: services.TutorReply) -> Any:
+        """Store the reply (once more on a new connection if the first one was dead); None,
+        logged, when the database cannot take it."""
+        try:
+            return await store_tutor_reply(self.session, reply)
+        except (DatabaseError, InterfaceError):
+            logger.exception("could not store the reply on session %s", self.session.pk)
+            return None
 
     async def _stream(
         self, served: services.ServedModel, prompt: list[dict[str, str]]

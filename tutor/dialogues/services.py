@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
@@ -21,6 +21,21 @@ from tutor.retraining.services import serving_version, version_by_name
 from .models import AnswerAttempt, Message, TutoringSession
 
 logger = logging.getLogger(__name__)
+
+
+def on_a_live_connection(function, *args):
+    """``function(*args)``, tried once more on a new connection when this thread's connection
+    turns out dead (a database failover, a backend killed while the connection sat idle):
+    Django only notices that on use. For writes that are safe to repeat: a student message
+    with its client_id, or a write whose first try failed on its first statement."""
+    try:
+        return function(*args)
+    except (DatabaseError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        logger.warning("the database connection failed; trying once more on a new one")
+        connection.close()
+        return function(*args)
 
 
 def session_payload(session: TutoringSession) -> dict:
