@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import secrets
 import sys
 import tempfile
@@ -35,11 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chat_latency import (
-    REPO_ROOT,
     PlatformServer,
     _ws_connect_kwargs,
     login,
     percentile,
+    platform_environment,
     run_fixtures,
 )
 
@@ -72,24 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def environment(args: argparse.Namespace, tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tutor.settings",
-            "TUTOR_VAR_DIR": str(tmp / "var"),
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
-            "DJANGO_DEBUG": "0",
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "TUTOR_MAX_ANSWER_ATTEMPTS": "100000",
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        }
-    )
+    """The platform server's environment as chat_latency.py sets it; no model server (answers
+    and pings never reach one), and no cap on answer attempts."""
+    extra = ["TUTOR_MAX_ANSWER_ATTEMPTS=100000"]
     if args.answers_per_minute is not None:
-        env["TUTOR_RATE_ANSWERS_PER_MINUTE"] = str(args.answers_per_minute)
-    if not os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    return env
+        extra.append(f"TUTOR_RATE_ANSWERS_PER_MINUTE={args.answers_per_minute}")
+    options = argparse.Namespace(max_tokens=16, platform_env=extra)
+    return platform_environment(options, tmp, api_base="http://127.0.0.1:9/v1", model="none")
 
 
 class Socket:
