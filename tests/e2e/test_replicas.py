@@ -5,7 +5,6 @@ it. Each replica's own request counter (``/metrics``) says which one answered.""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +19,8 @@ from django.urls import reverse
 from inference import replicas
 from inference.adapters import list_models
 from inference.launcher import VLLMServer
-from inference.prepare_model import ensure_model_path
 from tests.conftest import E2E_MODEL_NAME
-from tests.support.retraining import write_safetensors
+from tests.support.adapters import small_vllm_server, write_lora
 from tutor.dialogues.models import Message, TutoringSession
 from tutor.retraining.models import ModelVersion
 
@@ -36,18 +34,7 @@ SUCCESS = re.compile(r"^vllm:request_success_total\{[^}]*\}\s+([0-9.e+]+)", re.M
 def two_replicas():
     """Two small vLLM servers, started at the same time (a cold start is about a minute)."""
     servers = [
-        VLLMServer(
-            "default",
-            served_model_name=E2E_MODEL_NAME,
-            enable_lora=True,
-            max_lora_rank=16,
-            max_loras=2,
-            max_model_len=2048,
-            extra_args=["--kv-cache-memory-bytes", "256M", "--max-num-seqs", "4"],
-            log_path=LOG_DIR / f"vllm-replica-{i}.log",
-            warmup=False,
-        )
-        for i in range(2)
+        small_vllm_server(LOG_DIR / f"vllm-replica-{i}.log", E2E_MODEL_NAME) for i in range(2)
     ]
     try:
         for server in servers:
@@ -67,35 +54,6 @@ def served(server: VLLMServer) -> float:
     """How many requests the replica finished (its Prometheus counter)."""
     text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
     return sum(float(value) for value in SUCCESS.findall(text))
-
-
-def write_lora(folder: Path, rank: int = 8) -> Path:
-    """A LoRA adapter for the prepared SmolLM2 that vLLM loads: q_proj of every layer, zero
-    weights (it changes nothing; the test checks serving, not training)."""
-    config = json.loads((Path(ensure_model_path("default")) / "config.json").read_text())
-    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text(
-        json.dumps(
-            {
-                "peft_type": "LORA",
-                "task_type": "CAUSAL_LM",
-                "r": rank,
-                "lora_alpha": 2 * rank,
-                "lora_dropout": 0.0,
-                "bias": "none",
-                "target_modules": ["q_proj"],
-                "base_model_name_or_path": "default",
-            }
-        )
-    )
-    shapes = {}
-    for layer in range(layers):
-        prefix = f"base_model.model.model.layers.{layer}.self_attn.q_proj"
-        shapes[f"{prefix}.lora_A.weight"] = [rank, hidden]
-        shapes[f"{prefix}.lora_B.weight"] = [hidden, rank]
-    write_safetensors(folder / "adapter_model.safetensors", shapes)
-    return folder
 
 
 def one_session_per_replica(student, problem, urls: str) -> dict[str, TutoringSession]:

@@ -22,7 +22,7 @@ from inference import replicas
 from inference.adapters import list_models
 from inference.launcher import VLLMServer
 from tests.conftest import E2E_MODEL_NAME
-from tests.e2e.test_replicas import write_lora
+from tests.support.adapters import small_vllm_server, write_lora
 from tutor.dialogues import services as dialogue_services
 from tutor.dialogues.models import Message
 from tutor.retraining import services
@@ -45,17 +45,7 @@ HELD_BACK = len("</think>")
 @pytest.fixture
 def vllm():
     """A small LoRA-enabled vLLM server of this test's own, stopped whatever happens."""
-    server = VLLMServer(
-        "default",
-        served_model_name=E2E_MODEL_NAME,
-        enable_lora=True,
-        max_lora_rank=16,
-        max_loras=2,
-        max_model_len=2048,
-        extra_args=["--kv-cache-memory-bytes", "256M", "--max-num-seqs", "4"],
-        log_path=LOG,
-        warmup=False,
-    )
+    server = small_vllm_server(LOG, E2E_MODEL_NAME)
     try:
         server.start()
         try:

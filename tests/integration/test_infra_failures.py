@@ -17,9 +17,9 @@ from django.test import Client
 from django.urls import reverse
 
 from inference.adapters import AdapterPathError
+from tests.support.adapters import write_adapter
 from tests.support.retraining import GOOD, finished_eval
 from tests.support.scripted_model_server import ScriptedModelServer
-from tests.unit.test_adapter_paths import write_adapter
 from training.jobs import TrainJobConfig
 from training.rollout import InfrastructureFailure
 from tutor.classes.models import Classroom

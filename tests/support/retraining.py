@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import math
-import struct
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
 
+from tests.support.adapters import write_adapter
 from tutor.retraining.models import EvalRun, ModelVersion
 
 
@@ -37,32 +35,6 @@ def report(*, leak: tuple[float, float, float], gain: tuple[float, float, float]
 
 GOOD = report(leak=(0.10, 0.05, 0.15), gain=(0.30, 0.20, 0.40))
 LEAKY = report(leak=(0.60, 0.50, 0.70), gain=(0.35, 0.25, 0.45))
-
-
-def write_safetensors(path: Path, shapes: dict[str, list[int]]) -> Path:
-    """A minimal valid safetensors file of float32 zeros."""
-    header, offset = {}, 0
-    for name, shape in shapes.items():
-        size = math.prod(shape) * 4
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
-    return path
-
-
-def write_adapter(folder: Path, rank: int = 8, **config) -> Path:
-    """A LoRA adapter folder vLLM could load: config and weights of rank ``rank``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    values = {"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, **config}
-    (folder / "adapter_config.json").write_text(json.dumps(values))
-    prefix = "base_model.model.model.layers.0.self_attn.q_proj"
-    write_safetensors(
-        folder / "adapter_model.safetensors",
-        {f"{prefix}.lora_A.weight": [rank, 16], f"{prefix}.lora_B.weight": [16, rank]},
-    )
-    return folder
 
 
 def make_version(name: str, *, adapter_path: str | None = None, **fields) -> ModelVersion:

@@ -4,7 +4,6 @@ with the API key (inference.adapters; no Django)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 from pathlib import Path
@@ -13,37 +12,12 @@ import numpy as np
 import pytest
 
 from inference import adapters
+from tests.support.adapters import write_adapter, write_safetensors
 from tests.support.scripted_model_server import ScriptedModelServer
 
 pytestmark = pytest.mark.unit
 
 NOWHERE = "http://127.0.0.1:9/v1"  # nothing listens: a request would fail differently
-
-
-def write_safetensors(path: Path, shapes: dict[str, list[int]]) -> Path:
-    """A minimal valid safetensors file of float32 zeros."""
-    header, offset = {}, 0
-    for name, shape in shapes.items():
-        size = math.prod(shape) * 4
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
-    return path
-
-
-def write_adapter(folder: Path, rank: int = 8, **config) -> Path:
-    """A LoRA adapter folder vLLM could load: config and weights of rank ``rank``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {"peft_type": "LORA", "r": rank, "lora_alpha": 2 * rank, **config}
-    (folder / "adapter_config.json").write_text(json.dumps(settings))
-    prefix = "base_model.model.model.layers.0.self_attn.q_proj"
-    write_safetensors(
-        folder / "adapter_model.safetensors",
-        {f"{prefix}.lora_A.weight": [rank, 16], f"{prefix}.lora_B.weight": [16, rank]},
-    )
-    return folder
 
 
 @pytest.fixture
