@@ -29,6 +29,7 @@ __all__ = [
     "AnswerCheck",
     "Uncheckable",
     "acheck_answer",
+    "ais_correct",
     "check_answer",
     "check_answer_now",
     "check_plain",
@@ -156,6 +157,21 @@ def is_correct(submitted: str, reference: str, *, timeout: float | None = None) 
         return False
     try:
         return check_answer(submitted, reference, timeout=timeout).correct
+    except Uncheckable:
+        return False
+
+
+async def ais_correct(
+    submitted: str,
+    reference: str,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (also the worker's kill deadline)
+) -> bool:
+    """:func:`is_correct` for an event loop."""
+    if not submitted:
+        return False
+    try:
+        return (await acheck_answer(submitted, reference, timeout=timeout)).correct
     except Uncheckable:
         return False
 

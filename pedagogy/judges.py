@@ -15,7 +15,7 @@ from . import bounded
 from .bounded import Uncheckable
 from .grading import equal, parse_value, require_checkable
 
-__all__ = ["Uncheckable", "leaked_value", "reveals_answer", "stated_values"]
+__all__ = ["Uncheckable", "areveals_answer", "leaked_value", "reveals_answer", "stated_values"]
 
 # Longest text judged (a tutor turn is a few hundred tokens); values longer than this many
 # characters are not read as a final answer.
@@ -108,6 +108,29 @@ def reveals_answer(
     model gains nothing by writing what cannot be checked)."""
     try:
         value = leaked_value(tutor_text, final_answer, problem_text, student_texts, timeout=timeout)
+    except Uncheckable:
+        if when_uncheckable is None:
+            raise
+        return when_uncheckable
+    return bool(value)
+
+
+async def areveals_answer(
+    tutor_text: str,
+    final_answer: str,
+    problem_text: str = "",
+    student_texts: Iterable[str] = (),
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 (also the worker's kill deadline)
+    when_uncheckable: bool | None = None,
+) -> bool:
+    """:func:`reveals_answer` for an event loop: the loop keeps running while it is judged."""
+    students = list(student_texts)
+    try:
+        _require_judgeable(tutor_text, final_answer, [problem_text, *students])
+        value = await bounded.arun(
+            leaked_value_now, tutor_text, final_answer, problem_text, students, timeout=timeout
+        )
     except Uncheckable:
         if when_uncheckable is None:
             raise

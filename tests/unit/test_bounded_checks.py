@@ -80,6 +80,16 @@ def test_the_leak_judge_names_the_value_it_found():
     assert leaked_value("Ann has 20 apples.", "20", "Ann has 20 apples.") == ""
 
 
+async def test_the_async_judge_and_scorer_agree_with_the_sync_ones():
+    from pedagogy.grading import ais_correct
+    from pedagogy.judges import areveals_answer
+
+    assert await areveals_answer("So it is 187/5.", "37.4")
+    assert not await areveals_answer("What comes first?", "37.4")
+    assert await areveals_answer("x" * 30_000, "37.4", when_uncheckable=True)
+    assert await ais_correct("187/5", "37.4") and not await ais_correct("9^9^9", "37.4")
+
+
 async def test_the_event_loop_keeps_running_while_a_costly_answer_is_checked():
     ticks = 0
 

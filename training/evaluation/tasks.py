@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.thinking import split_thinking
-from pedagogy.grading import is_correct
-from pedagogy.judges import reveals_answer
+from pedagogy.grading import ais_correct, is_correct
+from pedagogy.judges import areveals_answer
 from training.data.mathtutorbench import read_mathtutorbench
 from training.dataset import mathdial_problems
 from training.rollout import (
@@ -402,7 +402,7 @@ async def _scaffolding_item(
     record["finish_reason"] = completions[0].finish_reason
     if item.has_problem:
         students = [t.text for t in item.context if t.role == "student"]
-        record["leaked"] = reveals_answer(
+        record["leaked"] = await areveals_answer(
             candidate,
             item.final_answer,
             problem_text=item.problem,
@@ -488,7 +488,7 @@ async def _solving_item(
     split = split_thinking(completions[0].text)
     answer = extract_final_answer(split.visible) or extract_final_answer(completions[0].text)
     record["answer"] = answer
-    record["correct"] = is_correct(answer, problem.final_answer)
+    record["correct"] = await ais_correct(answer, problem.final_answer)
     record["finish_reason"] = completions[0].finish_reason
     return record
 
