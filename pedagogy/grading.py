@@ -136,17 +136,22 @@ def check_answer_now(submitted: str, reference: str) -> AnswerCheck:
     )
 
 
+def _quick_check(submitted: str, reference: str) -> AnswerCheck | None:
+    """What is decided without the pool: refusal before parsing (raises) and plain numbers."""
+    require_checkable(submitted)
+    require_checkable(reference)
+    return check_plain(submitted, reference)
+
+
 def check_answer(submitted: str, reference: str, *, timeout: float | None = None) -> AnswerCheck:
     """Whether ``submitted`` is mathematically equivalent to ``reference``.
 
     Raises :class:`Uncheckable` for an answer that is too long or too costly to check, or
     whose check does not finish within ``timeout`` seconds (default: the pool's limit).
     """
-    require_checkable(submitted)
-    require_checkable(reference)
-    plain = check_plain(submitted, reference)
-    if plain is not None:
-        return plain
+    quick = _quick_check(submitted, reference)
+    if quick is not None:
+        return quick
     return bounded.run(check_answer_now, submitted, reference, timeout=timeout)
 
 
@@ -183,9 +188,7 @@ async def acheck_answer(
     timeout: float | None = None,  # noqa: ASYNC109 (also the worker's kill deadline)
 ) -> AnswerCheck:
     """:func:`check_answer` for an event loop: the loop keeps serving while it runs."""
-    require_checkable(submitted)
-    require_checkable(reference)
-    plain = check_plain(submitted, reference)
-    if plain is not None:
-        return plain
+    quick = _quick_check(submitted, reference)
+    if quick is not None:
+        return quick
     return await bounded.arun(check_answer_now, submitted, reference, timeout=timeout)

@@ -52,9 +52,7 @@ class StudentMessageIntake:
     ) -> None:
         self.loop = loop
         # Looked up at each call by default, so that it can be replaced in tests.
-        self.accept_one = accept or (
-            lambda *args: services.on_a_live_connection(services.accept_student_message, *args)
-        )
+        self.accept_one = accept or (lambda *args: services.accept_student_message(*args))
         self.run_in_thread = run_in_thread
         self.max_batch = max_batch
         self.pending: deque[Item] = deque()

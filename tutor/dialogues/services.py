@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 def on_a_live_connection(function, *args):
     """``function(*args)``, tried once more on a new connection when this thread's connection
     turns out dead (a database failover, a backend killed while the connection sat idle):
-    Django only notices that on use. For writes that are safe to repeat: a student message
-    with its client_id, or a write whose first try failed on its first statement."""
+    Django only notices that on use. Only for one transaction at a time, whose failure left
+    nothing committed."""
     try:
         return function(*args)
     except (DatabaseError, InterfaceError):
@@ -286,7 +286,9 @@ def accept_student_message(
     """
     from tutor.reviews import services as reviews
 
-    message, created = store_student_message(session, text, client_id)
+    # Only the store is tried again on a new connection: it is one transaction (nothing
+    # committed when it failed) and a resend is recognised by its client_id.
+    message, created = on_a_live_connection(store_student_message, session, text, client_id)
     if message is None:
         session.refresh_from_db(fields=["status", "outcome"])
         return StudentTurn(message=None, closed=True)
