@@ -13,10 +13,32 @@ import dataclasses
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import httpx
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+# The transport errors a call through the ``openai`` client can raise mid-stream. openai 3 runs
+# on its own fork of httpx (``httpx2``), whose errors are not ``httpx``'s: catch both.
+try:
+    import httpx2
+
+    HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+    HTTP_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
+    HTTP_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+        httpx.TransportError,
+        httpx2.TransportError,
+    )
+except ImportError:  # an openai that runs on httpx itself
+    HTTP_ERRORS = (httpx.HTTPError,)
+    HTTP_TIMEOUTS = (httpx.TimeoutException,)
+    HTTP_TRANSPORT_ERRORS = (httpx.TransportError,)
+
+
+# What a failed call through the ``openai`` client raises.
+OPENAI_ERRORS: tuple[type[Exception], ...] = (openai.APIError, *HTTP_ERRORS)
 
 
 class ModelServerError(Exception):
@@ -111,7 +133,8 @@ def get_client(config: ServerConfig) -> AsyncOpenAI:
         # httpx's read timeout covers the longest silence allowed (the wait for the first
         # chunk); stream_chat enforces the shorter one between chunks.
         read = max(config.read_timeout, config.first_token_timeout)
-        timeout = httpx.Timeout(read, connect=config.connect_timeout)
+        # openai's own Timeout: the client runs on its own copy of httpx.
+        timeout = openai.Timeout(read, connect=config.connect_timeout)
         client = AsyncOpenAI(
             base_url=config.base_url, api_key=config.api_key, timeout=timeout, max_retries=0
         )
@@ -127,9 +150,11 @@ async def stream_chat(
     max_tokens: int,
     temperature: float = 0.7,
     seed: int | None = None,
+    extra_body: dict[str, Any] | None = None,
 ) -> AsyncIterator[StreamEvent]:
     """Yield the reply as it streams from one server. Closing the generator (e.g. on cancel)
-    closes the HTTP response, which makes vLLM abort the request.
+    closes the HTTP response, which makes vLLM abort the request. ``extra_body`` carries vLLM's
+    own request fields (``continue_final_message``: see :mod:`inference.reply_stream`).
 
     A configuration that lists several replicas is routed by
     :func:`inference.replicas.stream_routed`, which calls this for the chosen one."""
@@ -143,12 +168,14 @@ async def stream_chat(
     try:
         stream = await client.chat.completions.create(
             model=model,
-            messages=messages,
+            # Plain role/content dicts throughout the project; the server checks them.
+            messages=cast("list[ChatCompletionMessageParam]", messages),
             max_tokens=max_tokens,
             temperature=temperature,
             seed=seed,
             stream=True,
             stream_options={"include_usage": True},
+            extra_body=extra_body,
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ModelUnavailable(
@@ -188,7 +215,7 @@ async def stream_chat(
                         prompt_tokens=usage.prompt_tokens,
                         completion_tokens=usage.completion_tokens,
                     )
-    except (openai.APIError, httpx.HTTPError) as exc:
+    except OPENAI_ERRORS as exc:
         raise ModelServerError(f"the model server failed mid-reply: {_short(str(exc))}") from exc
 
 

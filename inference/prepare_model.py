@@ -119,13 +119,16 @@ def verify_model_dir(model_dir: Path, max_new_tokens: int = 24) -> str:
         raise RuntimeError(f"chat template rendered an unexpected prompt: {prompt!r}")
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
-        output = model.generate(
+        # transformers' own hints disagree: what from_pretrained returns fails generate()'s
+        # self-type protocol (GenerativePreTrainedModel), though it is such a model.
+        output = model.generate(  # type: ignore[misc]
             **inputs,
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=tokenizer.pad_token_id,
         )
-    reply = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    prompt_length = inputs["input_ids"].shape[1]
+    reply = tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)[0]
     if not reply.strip():
         raise RuntimeError(f"{model_dir} generated an empty reply")
     return reply.strip()

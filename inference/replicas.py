@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from inference.client import (
     ModelNotFound,
@@ -136,6 +137,7 @@ async def stream_routed(
     max_tokens: int,
     temperature: float = 0.7,
     seed: int | None = None,
+    extra_body: dict[str, Any] | None = None,
     on_missing_model: OnMissingModel | None = None,
     health: ReplicaHealth | None = HEALTH,
     stream: Callable[..., AsyncIterator[StreamEvent]] = stream_chat,
@@ -149,6 +151,7 @@ async def stream_routed(
     ``on_missing_model`` the 404 is raised. ``on_missing_model`` may raise
     ``ModelUnavailable(unreachable=True)`` to move on to the next replica. Whatever happens
     after the first event is raised as is, never retried. ``stream`` is for unit tests."""
+    extra = {"extra_body": extra_body} if extra_body else {}
     candidates = route(key, config.base_url, health)
     if not candidates:
         raise ModelUnavailable("no model server is configured (TUTOR_MODEL_BASE_URL is empty)")
@@ -166,6 +169,7 @@ async def stream_routed(
                         max_tokens=max_tokens,
                         temperature=temperature,
                         seed=seed,
+                        **extra,
                     ):
                         if not started:
                             started = True

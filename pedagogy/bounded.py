@@ -26,6 +26,7 @@ import resource
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
@@ -54,7 +55,13 @@ class Uncheckable(Exception):
         self.costly = costly
 
 
-_settings = {"timeout": DEFAULT_TIMEOUT_SECONDS, "workers": DEFAULT_WORKERS}
+@dataclass
+class _Settings:
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    workers: int = DEFAULT_WORKERS
+
+
+_settings = _Settings()
 _pool: ProcessPool | None = None
 _pool_pid: int | None = None
 _lock = threading.Lock()
@@ -65,15 +72,15 @@ def configure(*, timeout: float | None = None, workers: int | None = None) -> No
     if timeout is not None:
         if timeout <= 0:
             raise ValueError("the check timeout must be positive")
-        _settings["timeout"] = float(timeout)
+        _settings.timeout = float(timeout)
     if workers is not None:
         if workers < 1:
             raise ValueError("the check pool needs at least one worker")
-        _settings["workers"] = int(workers)
+        _settings.workers = int(workers)
 
 
 def default_timeout() -> float:
-    return _settings["timeout"]
+    return _settings.timeout
 
 
 def _init_worker() -> None:
@@ -98,12 +105,10 @@ def _pool_now() -> ProcessPool:
             _pool.stop()  # broken: its workers go before a new pool starts
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
-        pool = ProcessPool(
-            max_workers=_settings["workers"], context=context, initializer=_init_worker
-        )
+        pool = ProcessPool(max_workers=_settings.workers, context=context, initializer=_init_worker)
         # The first start imports math-verify in the forkserver: wait for it here, once,
         # rather than inside the first student's time limit.
-        warm = [pool.schedule(_ready) for _ in range(_settings["workers"])]
+        warm = [pool.schedule(_ready) for _ in range(_settings.workers)]
         for future in warm:
             future.result(timeout=120)
         _pool, _pool_pid = pool, os.getpid()
@@ -168,7 +173,7 @@ def run(function: Callable[..., T], *args: Any, timeout: float | None = None) ->
     """``function(*args)`` in a worker process; :class:`Uncheckable` past ``timeout`` seconds
     (default: :func:`default_timeout`) of wall time, counted from this call. ``function`` must
     be importable by name (a module-level function) and its arguments picklable."""
-    limit = timeout if timeout is not None else _settings["timeout"]
+    limit = timeout if timeout is not None else _settings.timeout
     future = _pool_now().schedule(function, args=args, timeout=limit)
     try:
         return future.result(timeout=limit)
@@ -185,7 +190,7 @@ async def arun(
     timeout: float | None = None,  # noqa: ASYNC109 (also the worker's kill deadline)
 ) -> T:
     """:func:`run` for an event loop: waits without blocking it."""
-    limit = timeout if timeout is not None else _settings["timeout"]
+    limit = timeout if timeout is not None else _settings.timeout
     future = _pool_now().schedule(function, args=args, timeout=limit)
     try:
         return await asyncio.wait_for(asyncio.wrap_future(future), limit)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything (including the test tools), starts PostgreSQL and Redis if they are down,
-# checks the style and runs the whole test suite: unit, integration (PostgreSQL, Redis),
-# end to end (a real vLLM server) and browser (headless Chromium). Extra arguments go to pytest.
+# checks the style and the types (ruff, mypy, ESLint) and runs the whole test suite: unit,
+# integration (PostgreSQL, Redis), end to end (a real vLLM server) and browser (headless
+# Chromium). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,12 @@ scripts/services.sh
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+
+echo "==> mypy"
+.venv/bin/mypy
+
+echo "==> eslint"
+npm run --prefix frontend --silent lint
 
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

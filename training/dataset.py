@@ -1,8 +1,9 @@
 """The training dataset file a job reads: one JSON object per line.
 
 Lines with ``"kind": "problem"`` are problems to roll out (a :class:`RolloutProblem`, with an
-optional real student persona); lines of other kinds (``"rating"``, ``"outcome"``) carry the
-logged teacher ratings and session outcomes the job may use (the reward model, reports) and are
+optional real student persona); lines of other kinds (``"rating"``, ``"outcome"``,
+``"blocked"``) carry the logged teacher ratings, session outcomes and the reply attempts the
+answer guard stopped (negative examples), which the job may use (the reward model, reports) and are
 kept as plain dicts. The Django side writes the file (``tutor/retraining/export.py``); this
 module reads and writes it without Django, so a GPU box can train from a copied file.
 """

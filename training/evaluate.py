@@ -26,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from inference.judge import JudgeConfig
 from training import rollout
 from training.dataset import read_dataset
 from training.evaluation import (
@@ -71,6 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--transcripts", action="store_true", help="keep dialogue transcripts")
     parser.add_argument(
+        "--guard-retries",
+        type=int,
+        default=defaults.guard_retries,
+        help="the answer guard's retries per tutor turn (as on the chat socket)",
+    )
+    parser.add_argument(
+        "--no-guard", action="store_true", help="measure tutor turns without the answer guard"
+    )
+    parser.add_argument(
         "--api-key",
         default=os.environ.get("TUTOR_MODEL_API_KEY") or None,
         help="bearer token for the server(s) (default: $TUTOR_MODEL_API_KEY)",
@@ -87,6 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="never stop for infrastructure failures; only record them on the items",
     )
+    parser.add_argument(
+        "--judge-endpoint",
+        default=os.environ.get("TUTOR_JUDGE_BASE_URL") or None,
+        help="LLM judge server base URL incl. /v1 (default: $TUTOR_JUDGE_BASE_URL; none: off)",
+    )
+    parser.add_argument("--judge-model", default=os.environ.get("TUTOR_JUDGE_MODEL") or None)
+    parser.add_argument("--judge-timeout", type=float, default=30.0)
+    parser.add_argument("--judge-max-tokens", type=int, default=256)
     parser.add_argument("--compare", help="the active version's report: run the promotion gate")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True, help="where to write the JSON report")
@@ -116,6 +134,22 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         transcripts=args.transcripts,
         max_infra_failure_rate=None if args.keep_going else args.max_infra_failures,
         api_key=args.api_key,
+        judge=judge_from_args(args),
+        guard_retries=None if args.no_guard else args.guard_retries,
+    )
+
+
+def judge_from_args(args: argparse.Namespace) -> JudgeConfig | None:
+    """The LLM judge's settings, when ``--judge-endpoint`` is given (its model defaults to
+    the tutor's base model name on that server, its key to ``$TUTOR_JUDGE_API_KEY``)."""
+    if not args.judge_endpoint:
+        return None
+    return JudgeConfig(
+        base_url=args.judge_endpoint,
+        model=args.judge_model or args.student_model or args.model,
+        api_key=os.environ.get("TUTOR_JUDGE_API_KEY") or "not-needed",
+        timeout=args.judge_timeout,
+        max_tokens=args.judge_max_tokens,
     )
 
 

@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from accelerate import PartialState
@@ -48,7 +48,11 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+
 from inference.adapters import AdapterError, load_adapter, unload_adapter
+from inference.judge import JudgeConfig
 from inference.models import resolve_model_path
 from training.curriculum import SelfEvolvingCurriculum
 from training.dataset import category_of, read_dataset
@@ -62,6 +66,7 @@ from training.jobs import (
     TrainResult,
 )
 from training.rewards import (
+    LLMStyleJudge,
     RewardConfig,
     batch_advantages,
     score_dialogue,
@@ -99,7 +104,10 @@ class EncodedDialogue:
 
 
 def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if not isinstance(text, str):  # tokenize=False renders text
+        raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
+    return text
 
 
 def encode_dialogue(
@@ -202,6 +210,7 @@ class StepRecord:
     """What the last rollout produced, for the progress report of the step it feeds."""
 
     metrics: dict[str, float] = field(default_factory=dict)
+    dialogues: list[Dialogue] = field(default_factory=list)
 
 
 class TutorRollouts:
@@ -227,7 +236,7 @@ class TutorRollouts:
         self.reward_model = reward_model
         self.reward_config = RewardConfig(
             lambda_=config.lambda_, mu=config.mu, variant=config.variant, k=config.k
-        )  # type: ignore[arg-type]
+        )
         self.log = log
         self.last = StepRecord()
         self.calls = 0
@@ -271,7 +280,11 @@ class TutorRollouts:
         if len(failed) == len(dialogues):
             raise RuntimeError(f"every rollout failed; first error: {failed[0].error}")
         rm = self._reward_model_fn()
-        breakdowns = [score_dialogue(d, self.reward_config, reward_model=rm) for d in dialogues]
+        style = self._style_judge(dialogues)
+        breakdowns = [
+            score_dialogue(d, self.reward_config, style_judge=style, reward_model=rm)
+            for d in dialogues
+        ]
         groups = [d.group for d in dialogues]
         rewards = neutral_failed_rewards(groups, [d.failed for d in dialogues], breakdowns)
         advantages = batch_advantages(groups, rewards)
@@ -294,13 +307,20 @@ class TutorRollouts:
             env_mask.append(encoded.mask)
 
         metrics = summarize(breakdowns)
+        if style is not None:
+            metrics.update(style.stats())
         metrics.update(
             rollout_s=rollout_s,
             dialogues_per_min=60.0 * len(dialogues) / max(rollout_s, 1e-9),
             tutor_tokens=float(sum(sum(m) for m in env_mask)),
             mean_turns=sum(len(d.tutor_turns()) for d in dialogues) / len(dialogues),
         )
-        self.last = StepRecord(metrics=metrics)
+        turns = [t for d in dialogues for t in d.tutor_turns()]
+        if turns and self.config.guard_retries is not None:
+            # How often the answer guard had to step in (what students would have met).
+            metrics["guard_retry_rate"] = sum(t.guard == "retried" for t in turns) / len(turns)
+            metrics["guard_fallback_rate"] = sum(t.guard == "fallback" for t in turns) / len(turns)
+        self.last = StepRecord(metrics=metrics, dialogues=list(dialogues))
         self.log(
             f"rollouts for step {step + 1}: {len(dialogues)} dialogues in {rollout_s:.1f}s, "
             f"reward {metrics['reward_mean']:+.3f}, solve {metrics['solve_rate']:.2f}, "
@@ -335,6 +355,7 @@ class TutorRollouts:
                     final_max_tokens=self.config.max_tokens,
                     chat=self.chat,
                     hidden_planning=self.config.hidden_planning,
+                    guard_retries=self.config.guard_retries,
                 )
             )
             failure = check_rollouts(
@@ -361,6 +382,19 @@ class TutorRollouts:
         return self.tokenizer(_render(self.tokenizer, messages), add_special_tokens=False)[
             "input_ids"
         ]
+
+    def _style_judge(self, dialogues: Sequence[Dialogue]) -> LLMStyleJudge | None:
+        """The LLM style judge with every tutor turn of the step judged, when the job's
+        ``judge`` option configures one (off by default)."""
+        if not self.config.judge:
+            return None
+        judge = LLMStyleJudge(
+            JudgeConfig.from_dict(self.config.judge), concurrency=self.config.concurrency
+        )
+        judge.prepare(dialogues)
+        if judge.errors:
+            self.log(f"the LLM judge gave no verdict {judge.errors} time(s); not judged")
+        return judge
 
     def _reward_model_fn(self):
         if self.reward_model is None or not self.config.mu:
@@ -398,7 +432,7 @@ def neutral_failed_rewards(
     ]
 
 
-def pedagogy_reward(prompts, completions, pedagogy_reward, **_: Any) -> list[float]:
+def pedagogy_reward(prompts, completions, pedagogy_reward, **_: Any) -> list[float | None]:
     """TRL reward function: the reward computed with the rollout (see :class:`TutorRollouts`)."""
     return [float(r) for r in pedagogy_reward]
 
@@ -542,8 +576,8 @@ def _load_policy(config: TrainJobConfig):
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if config.init_adapter:
-        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
-        return model, tokenizer, None
+        policy = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        return policy, tokenizer, None
     peft_config = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
@@ -678,7 +712,9 @@ def train(
     if callback.cancelled:
         raise JobCancelled(f"cancelled after step {trainer.state.global_step}")
     adapter_dir = work / ADAPTER_DIRNAME
-    trainer.model.save_pretrained(str(adapter_dir))
+    # The trained policy is a PeftModel (the adapter loaded, or peft_config applied by TRL):
+    # this saves the adapter alone.
+    cast("PeftModel", trainer.model).save_pretrained(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
     metrics = final_metrics(history)
     (adapter_dir / "training_metrics.json").write_text(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 
 class JobCancelled(Exception):
@@ -41,7 +41,7 @@ class TrainJobConfig:
     learning_rate: float = 2e-5
     lambda_: float = 1.0
     mu: float = 0.0
-    variant: str = "hard"
+    variant: Literal["hard", "soft"] = "hard"  # training.rewards.RewardConfig.variant
     beta: float = 0.04  # KL to the reference policy
     seed: int = 0
     max_turns: int = 2
@@ -55,6 +55,11 @@ class TrainJobConfig:
     temperature: float = 0.7  # the serving temperature (TUTOR_TEMPERATURE)
     concurrency: int = 8
     hidden_planning: bool = False  # the tutor plans in <think> tags the student never sees
+    # Rollouts pass every tutor turn through the answer guard, as the chat socket does: the
+    # simulated student sees what a student would (the trained sample stays the model's own
+    # first attempt, and a leak the guard stopped is still penalised). The guard's retries per
+    # turn; None: no guard.
+    guard_retries: int | None = 2
     # A step may lose this share of its rollouts to the infrastructure (those are left out of
     # its advantages); beyond it the step is rolled out again, then the job fails.
     max_failed_rollouts: float = 0.1
@@ -62,10 +67,17 @@ class TrainJobConfig:
     rollout_retry_seconds: float = 2.0  # doubled after each retry
     # The vLLM server's --api-key, sent with rollouts and adapter loads; never stored.
     api_key: str | None = field(default=None, repr=False)
+    # The LLM judge as the reward's style judge (training.rewards.LLMStyleJudge): the options of
+    # inference.judge.JudgeConfig (base_url, model, api_key, timeout, max_tokens, ...). None:
+    # off, only the rule judge penalises. Its api_key is never stored either.
+    judge: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Every option but the API key (the dict is stored on the job and in checkpoints)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        """Every option but the API keys (the dict is stored on the job and in checkpoints)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        if self.judge is not None:
+            data["judge"] = {k: v for k, v in self.judge.items() if k != "api_key"}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainJobConfig:

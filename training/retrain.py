@@ -32,7 +32,7 @@ from training.rollout import InfrastructureFailure
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     defaults = TrainJobConfig()
-    skip = {"endpoint", "student_model", "api_key"}
+    skip = {"endpoint", "student_model", "api_key", "judge"}
     for f in fields(TrainJobConfig):
         if f.name in skip:
             continue
@@ -64,8 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("TUTOR_MODEL_API_KEY") or None,
         help="the server's API key (default: $TUTOR_MODEL_API_KEY)",
     )
+    parser.add_argument(
+        "--judge-endpoint",
+        default=None,
+        help="an LLM judge server (…/v1) as the reward's style judge (default: off)",
+    )
+    parser.add_argument("--judge-model", default=None, help="its served model name")
     _add_config_options(parser)
     return parser
+
+
+def judge_option(args: argparse.Namespace) -> dict | None:
+    """The job's ``judge`` option from ``--judge-endpoint`` and ``--judge-model`` (key:
+    ``$TUTOR_JUDGE_API_KEY``); None when no judge endpoint is given."""
+    if not args.judge_endpoint:
+        return None
+    return {
+        "base_url": args.judge_endpoint,
+        "model": args.judge_model or args.student_model or DEFAULT_SERVED_MODEL_NAME,
+        "api_key": os.environ.get("TUTOR_JUDGE_API_KEY") or "not-needed",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 "endpoint": endpoint,
                 "student_model": student_model,
                 "api_key": args.api_key,
+                "judge": judge_option(args),
             }
         )
         return _train(config, dataset_path, workdir, problems)

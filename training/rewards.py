@@ -18,11 +18,14 @@ reward model.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from inference.judge import RULES, JudgeConfig, JudgeError, Verdict, ajudge_turn
 from pedagogy.grading import is_correct
 from pedagogy.judges import reveals_answer
 from training.rollout import Dialogue
@@ -33,6 +36,98 @@ StyleJudge = Callable[[Dialogue], bool]
 async LLM judge beforehand and look its verdict up here."""
 
 RewardModel = Callable[[Dialogue], float]
+
+logger = logging.getLogger(__name__)
+
+
+class LLMStyleJudge:
+    """The :data:`StyleJudge` of the reward, over the LLM judge (:mod:`inference.judge`): it
+    rejects a dialogue when any tutor turn fails either rule (``leak``: the answer or key
+    steps handed over; ``pedagogy``: long-winded, doing the student's work, off the problem).
+
+    Judge errors (timeout, unreachable server, an answer that is not a verdict) count as *not
+    judged*, not as rejected: a verdict the judge could not give says nothing about the tutor,
+    and penalising it would teach the policy the judge server's outages. Such a turn is
+    logged and counted in ``errors``; the dialogue is rejected only by the verdicts that came
+    back (the rule judge's leak check in :func:`score_dialogue` still applies to every turn).
+
+    Call :meth:`prepare` (or :meth:`aprepare`) on a batch first: it asks about every tutor
+    turn at once, with at most ``concurrency`` calls in flight. Calling the judge on a dialogue
+    that was not prepared judges it there and then (synchronously, outside an event loop).
+    """
+
+    def __init__(
+        self, config: JudgeConfig, *, rules: Sequence[str] = RULES, concurrency: int = 8
+    ) -> None:
+        self.config = config
+        self.rules = tuple(rules)
+        self.concurrency = max(1, concurrency)
+        # id(dialogue) -> (the dialogue, which keeps its id from being reused; rejected)
+        self._verdicts: dict[int, tuple[Dialogue, bool]] = {}
+        self.judged = 0  # tutor turns with every rule's verdict
+        self.errors = 0  # rule verdicts the judge could not give
+        self.rejected = 0  # dialogues rejected
+
+    async def aprepare(self, dialogues: Iterable[Dialogue]) -> None:
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(dialogue: Dialogue) -> None:
+            history = dialogue.history()
+            rejected = False
+            for position, turn in enumerate(dialogue.turns):
+                if turn.role != "tutor":
+                    continue
+                async with semaphore:
+                    verdicts = await ajudge_turn(
+                        self.config,
+                        problem=dialogue.problem.text,
+                        final_answer=dialogue.problem.final_answer,
+                        history=history[:position],
+                        reply=turn.text,
+                        rules=self.rules,
+                    )
+                rejected = self._count(dialogue, verdicts) or rejected
+                if rejected:
+                    break  # one failed turn rejects the dialogue: ask no more
+            self.rejected += rejected
+            self._verdicts[id(dialogue)] = (dialogue, rejected)
+
+        await asyncio.gather(*(one(d) for d in dialogues if not d.failed))
+
+    def prepare(self, dialogues: Iterable[Dialogue]) -> None:
+        """:meth:`aprepare` from synchronous code (not from a running event loop)."""
+        asyncio.run(self.aprepare(list(dialogues)))
+
+    def _count(self, dialogue: Dialogue, verdicts: dict[str, Verdict | JudgeError]) -> bool:
+        failed = False
+        for rule, verdict in verdicts.items():
+            if isinstance(verdict, JudgeError):
+                self.errors += 1
+                logger.warning(
+                    "the LLM judge gave no %s verdict on a turn of problem %s (not judged): %s",
+                    rule,
+                    dialogue.problem.problem_id,
+                    verdict,
+                )
+            elif not verdict.passed:
+                failed = True
+        if not any(isinstance(v, JudgeError) for v in verdicts.values()):
+            self.judged += 1
+        return failed
+
+    def __call__(self, dialogue: Dialogue) -> bool:
+        found = self._verdicts.get(id(dialogue))
+        if found is None or found[0] is not dialogue:
+            self.prepare([dialogue])
+            found = self._verdicts.get(id(dialogue), (dialogue, False))
+        return found[1]
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "judge_turns": float(self.judged),
+            "judge_errors": float(self.errors),
+            "judge_rejected": float(self.rejected),
+        }
 
 
 @dataclass(frozen=True)
@@ -79,13 +174,17 @@ def solve_score(
     return sum(solved) / denominator, answers, solved
 
 
-def first_leak(dialogue: Dialogue) -> int | None:
-    """Index of the first tutor turn that states the answer before the student has."""
+def first_leak(dialogue: Dialogue, *, as_shown: bool = False) -> int | None:
+    """Index of the first tutor turn that states the answer before the student has.
+
+    By default in what the model wrote (the trained sample), so a turn whose leak the answer
+    guard stopped counts too: the student never saw it, but the model still gave the answer
+    away. ``as_shown`` judges only what the student was shown (the student-visible leak)."""
     student_texts: list[str] = []
     for index, turn in enumerate(dialogue.turns):
         if turn.role == "student":
             student_texts.append(turn.text)
-        elif reveals_answer(
+        elif (turn.model_leaked and not as_shown) or reveals_answer(
             turn.text,
             dialogue.problem.final_answer,
             problem_text=dialogue.problem.text,

@@ -30,14 +30,21 @@ import httpx
 import openai
 
 from inference.client import (
+    HTTP_ERRORS,
+    HTTP_TIMEOUTS,
+    HTTP_TRANSPORT_ERRORS,
+    OPENAI_ERRORS,
     ModelNotFound,
     ModelServerError,
     ModelUnavailable,
     ServerConfig,
+    StreamEvent,
     get_client,
 )
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
+from inference.reply_stream import ReplyResult, ReplyStream
 from inference.thinking import split_thinking
+from pedagogy.guard import AnswerGuard
 from training.simulated_student import (
     StudentProfile,
     build_final_solution_messages,
@@ -118,6 +125,7 @@ class ChatFn(Protocol):
         seed: int | None,
         n: int = 1,
         max_tokens: int | None = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> Awaitable[list[Completion]]: ...
 
 
@@ -128,6 +136,7 @@ async def openai_chat(
     seed: int | None,
     n: int = 1,
     max_tokens: int | None = None,
+    extra_body: dict[str, Any] | None = None,
 ) -> list[Completion]:
     """A non-streaming chat completion with the shared ``openai`` async client; transport and
     server failures become :class:`ModelServerError`."""
@@ -143,6 +152,7 @@ async def openai_chat(
             temperature=endpoint.temperature,
             seed=seed if endpoint.send_seed else None,
             n=n,
+            extra_body=extra_body,
             **kwargs,
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -153,7 +163,7 @@ async def openai_chat(
             f"the model server refused the request ({exc.status_code}): {str(exc.message)[:200]}",
             status_code=exc.status_code,
         ) from exc
-    except (openai.APIError, httpx.HTTPError) as exc:
+    except OPENAI_ERRORS as exc:
         raise ModelServerError(f"the model server failed: {str(exc)[:200]}") from exc
     usage = response.usage
     choices = sorted(response.choices, key=lambda c: c.index)
@@ -173,7 +183,7 @@ async def openai_chat(
 ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (
     ModelServerError,
     openai.APIError,
-    httpx.HTTPError,
+    *HTTP_ERRORS,
     TimeoutError,
     ConnectionError,
 )
@@ -226,15 +236,15 @@ def failure_kind(exc: BaseException) -> str | None:
         return UNREACHABLE
     if isinstance(exc, ModelServerError):
         return SERVER_ERROR
-    if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, TimeoutError)):
+    if isinstance(exc, (openai.APITimeoutError, *HTTP_TIMEOUTS, TimeoutError)):
         return TIMEOUT
-    if isinstance(exc, (openai.APIConnectionError, httpx.TransportError, ConnectionError)):
+    if isinstance(exc, (openai.APIConnectionError, *HTTP_TRANSPORT_ERRORS, ConnectionError)):
         return UNREACHABLE
     if isinstance(exc, openai.APIStatusError):
         return _status_kind(exc.status_code)
     if isinstance(exc, httpx.HTTPStatusError):
         return _status_kind(exc.response.status_code)
-    if isinstance(exc, (openai.APIError, httpx.HTTPError)):
+    if isinstance(exc, (openai.APIError, *HTTP_ERRORS)):
         return SERVER_ERROR
     return None
 
@@ -256,6 +266,16 @@ class DialogueTurn:
     started_at: float = 0.0
     latency_s: float = 0.0
     generated: bool = True  # False for the templated opening
+    # With the answer guard (``guard_retries`` set): how it let the turn through, and why it
+    # stopped attempts ("answer_leak", "false_arithmetic", ...). ``raw`` stays the model's first
+    # attempt (the trained sample); ``text`` is what the guard showed the student.
+    guard: str = ""
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def model_leaked(self) -> bool:
+        """The model's own first attempt stated the answer (before the guard)."""
+        return bool(self.blocked) and self.blocked[0] == "answer_leak"
 
 
 @dataclass
@@ -376,9 +396,13 @@ async def run_dialogue(
     group: int = 0,
     sample: int = 0,
     hidden_planning: bool = False,
+    guard_retries: int | None = None,
 ) -> Dialogue:
     """Run one tutor-student dialogue of at most ``max_turns`` tutor turns. Never raises for
-    endpoint failures: the partial dialogue comes back with ``error`` set."""
+    endpoint failures: the partial dialogue comes back with ``error`` set.
+
+    With ``guard_retries`` (an int) every tutor turn passes the platform's answer guard, as on
+    the chat socket (:func:`guarded_reply`): the student sees what a student would see."""
     if max_turns < 1:
         raise ValueError("max_turns must be at least 1")
     dialogue = Dialogue(
@@ -409,10 +433,28 @@ async def run_dialogue(
             turn_seed = derive_seed(seed, "tutor", index)
             (reply, *_), started, latency = await _timed(chat, tutor, messages, turn_seed)
             split = split_thinking(reply.text)
+            visible, guarded = split.visible.strip(), None
+            if guard_retries is not None:
+                guarded = await guarded_reply(
+                    chat,
+                    tutor,
+                    messages,
+                    reply,
+                    AnswerGuard(
+                        problem.final_answer,
+                        problem.text,
+                        [t.text for t in dialogue.turns if t.role == "student"],
+                    ),
+                    retries=guard_retries,
+                    seed=turn_seed,
+                )
+                visible = guarded.text
             dialogue.turns.append(
                 DialogueTurn(
                     role="tutor",
-                    text=split.visible.strip(),
+                    text=visible,
+                    guard=guarded.guard if guarded else "",
+                    blocked=[b.reason for b in guarded.blocked] if guarded else [],
                     hidden=split.hidden,
                     raw=reply.text,
                     messages=messages,
@@ -453,6 +495,40 @@ async def run_dialogue(
         dialogue.error_kind = failure_kind(exc)
     dialogue.dialogue_s = time.perf_counter() - clock
     return dialogue
+
+
+async def guarded_reply(
+    chat: ChatFn,
+    endpoint: EndpointConfig,
+    messages: Messages,
+    first: Completion,
+    guard: AnswerGuard,
+    *,
+    retries: int,
+    seed: int | None,
+) -> ReplyResult:
+    """``first`` (a whole completion of ``messages``) through the reply pipeline
+    (:class:`inference.reply_stream.ReplyStream`): a turn the guard stops is asked for again,
+    with the correction and a seed of its own, up to ``retries`` times, then replaced by the
+    fallback. The guard reads a whole completion at once, so a retry starts the turn afresh."""
+    attempts = 0
+
+    async def open_attempt(prompt: Messages, extra: dict[str, Any] | None):
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            completion = first
+        else:
+            kwargs: dict[str, Any] = {"extra_body": extra} if extra else {}
+            (completion, *_) = await chat(
+                endpoint, prompt, seed=derive_seed(seed, "retry", attempts), **kwargs
+            )
+        yield StreamEvent(text=completion.text, finish_reason=completion.finish_reason)
+
+    stream = ReplyStream(open_attempt, messages, guard=guard, max_retries=retries)
+    async for _ in stream:
+        pass
+    return stream.result
 
 
 async def final_solutions(
@@ -515,6 +591,7 @@ async def run_rollouts(
     final_max_tokens: int | None = None,
     chat: ChatFn = openai_chat,
     hidden_planning: bool = False,
+    guard_retries: int | None = None,
 ) -> list[Dialogue]:
     """Roll out every problem ``group_size`` times (a GRPO group shares the problem and the
     student; samples differ by seed), at most ``concurrency`` rollouts at a time, each with its
@@ -542,6 +619,7 @@ async def run_rollouts(
                 group=group,
                 sample=sample,
                 hidden_planning=hidden_planning,
+                guard_retries=guard_retries,
             )
             await final_solutions(dialogue, k, max_tokens=final_max_tokens, chat=chat)
         if progress is not None:

@@ -7,29 +7,28 @@ in-memory channel layer and a Celery broker kept in files under ``var/``. Settin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url
+from environs import Env
+
+# Every variable is read through environs: booleans, numbers and lists parse the same way
+# everywhere (booleans: 1/0, true/false, yes/no, on/off, y/n, any case), and a value that does
+# not parse stops the start with the variable's name instead of silently meaning "off".
+env = Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("TUTOR_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env.path("TUTOR_VAR_DIR", BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list, items stripped, empty items dropped."""
+    return [item.strip() for item in env.list(name, default) if item.strip()]
 
 
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+DEBUG = env.bool("DJANGO_DEBUG", False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     # The embedded default keeps a per-installation key on disk instead of a shared constant.
     key_file = VAR_DIR / "secret_key"
@@ -40,8 +39,8 @@ if not SECRET_KEY:
         key_file.chmod(0o600)
     SECRET_KEY = key_file.read_text().strip()
 
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -99,7 +98,7 @@ TEMPLATES = [
     },
 ]
 
-_database_url = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}")
+_database_url = env.str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}")
 _is_sqlite = _database_url.startswith("sqlite")
 DATABASES = {
     "default": dj_database_url.parse(
@@ -107,14 +106,14 @@ DATABASES = {
         # Reopening a connection for every database call dominated the chat's time to first
         # token (benchmarks/chat_latency.py). SQLite keeps its connections by default; on
         # PostgreSQL set DATABASE_POOL=1 (psycopg's pool), which is safe under ASGI.
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "600" if _is_sqlite else "0")),
+        conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 600 if _is_sqlite else 0),
     )
 }
-if not _is_sqlite and env_bool("DATABASE_POOL", False):
+if not _is_sqlite and env.bool("DATABASE_POOL", False):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
-        "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
+        "min_size": env.int("DATABASE_POOL_MIN", 2),
+        "max_size": env.int("DATABASE_POOL_MAX", 10),
     }
 if _is_sqlite:
     # Django's backend, with the writers of this process queued on a lock rather than SQLite's
@@ -152,7 +151,7 @@ STATICFILES_DIRS = [BASE_DIR / "frontend" / "dist"]
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.str("REDIS_URL", "")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -162,7 +161,7 @@ if REDIS_URL:
                 # redis-py 8 reads with a 5 s socket timeout by default, the same as
                 # channels-redis' blocking pop: give the socket room to wait longer.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
-                "prefix": os.environ.get("CHANNELS_PREFIX", "asgi"),
+                "prefix": env.str("CHANNELS_PREFIX", "asgi"),
             },
         }
     }
@@ -176,7 +175,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("CACHE_PREFIX", "tutor"),
+            "KEY_PREFIX": env.str("CACHE_PREFIX", "tutor"),
         }
     }
 else:
@@ -184,8 +183,8 @@ else:
 
 # Celery: Redis in production; on the embedded default a broker kept in files, which needs no
 # server and is shared by the web process and the worker on one machine.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (REDIS_URL or None)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", "") or (REDIS_URL or None)
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = VAR_DIR / "celery" / "queue"
     _processed_dir = VAR_DIR / "celery" / "processed"
@@ -212,83 +211,106 @@ CELERY_TASK_ROUTES = {"tutor.retraining.tasks.*": {"queue": "training"}}
 # The tutor model: an OpenAI-compatible server (vLLM) and the name it serves the model under.
 # Several replicas of one deployment: comma-separated; each chat session is routed to one of
 # them, and promoted adapters are loaded on all (inference/replicas.py).
-TUTOR_MODEL_BASE_URL = os.environ.get("TUTOR_MODEL_BASE_URL", "http://127.0.0.1:8001/v1")
-TUTOR_MODEL_API_KEY = os.environ.get("TUTOR_MODEL_API_KEY", "not-needed")
-TUTOR_MODEL_NAME = os.environ.get("TUTOR_MODEL_NAME", "smollm2-135m-instruct")
+TUTOR_MODEL_BASE_URL = env.str("TUTOR_MODEL_BASE_URL", "http://127.0.0.1:8001/v1")
+TUTOR_MODEL_API_KEY = env.str("TUTOR_MODEL_API_KEY", "not-needed")
+TUTOR_MODEL_NAME = env.str("TUTOR_MODEL_NAME", "smollm2-135m-instruct")
 # Ask the tutor to plan inside <think> tags (stripped from what students see, kept for
 # teachers); train versions with the same setting (TrainJobConfig.hidden_planning).
-TUTOR_HIDDEN_PLANNING = os.environ.get("TUTOR_HIDDEN_PLANNING", "").lower() in {"1", "true", "yes"}
-TUTOR_MODEL_CONNECT_TIMEOUT = float(os.environ.get("TUTOR_MODEL_CONNECT_TIMEOUT", "5"))
+TUTOR_HIDDEN_PLANNING = env.bool("TUTOR_HIDDEN_PLANNING", False)
+TUTOR_MODEL_CONNECT_TIMEOUT = env.float("TUTOR_MODEL_CONNECT_TIMEOUT", 5.0)
 # Longest silence between two chunks of a streaming reply, and longest wait for the first one:
 # a busy model server queues requests and sends nothing until it schedules them.
-TUTOR_MODEL_READ_TIMEOUT = float(os.environ.get("TUTOR_MODEL_READ_TIMEOUT", "60"))
-TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = float(os.environ.get("TUTOR_MODEL_FIRST_TOKEN_TIMEOUT", "300"))
-TUTOR_MAX_REPLY_TOKENS = int(os.environ.get("TUTOR_MAX_REPLY_TOKENS", "400"))
-TUTOR_TEMPERATURE = float(os.environ.get("TUTOR_TEMPERATURE", "0.7"))
+TUTOR_MODEL_READ_TIMEOUT = env.float("TUTOR_MODEL_READ_TIMEOUT", 60.0)
+TUTOR_MODEL_FIRST_TOKEN_TIMEOUT = env.float("TUTOR_MODEL_FIRST_TOKEN_TIMEOUT", 300.0)
+TUTOR_MAX_REPLY_TOKENS = env.int("TUTOR_MAX_REPLY_TOKENS", 400)
+TUTOR_TEMPERATURE = env.float("TUTOR_TEMPERATURE", 0.7)
+# ---- LLM judge (inference/judge.py, docs/judge.md) ----
+# A model on an OpenAI-compatible server that judges each tutor turn after it is sent (post-turn
+# check) against two rules: no answer leak, pedagogical values. Empty base URL: the judge is
+# off (the default: on the CPU default the tutor's own tiny model would be a poor judge).
+TUTOR_JUDGE_BASE_URL = env.str("TUTOR_JUDGE_BASE_URL", "").strip()
+TUTOR_JUDGE_MODEL = env.str("TUTOR_JUDGE_MODEL", "") or TUTOR_MODEL_NAME
+TUTOR_JUDGE_API_KEY = env.str("TUTOR_JUDGE_API_KEY", "not-needed")
+# Seconds for one verdict (both rules are asked at once), and the tokens a verdict may take.
+TUTOR_JUDGE_TIMEOUT_SECONDS = env.float("TUTOR_JUDGE_TIMEOUT_SECONDS", 30.0)
+TUTOR_JUDGE_MAX_TOKENS = env.int("TUTOR_JUDGE_MAX_TOKENS", 256)
+# Training jobs started from the platform use the judge as the reward's style judge too (it
+# must be configured above); off by default: it costs a judge call per tutor turn per rollout.
+TUTOR_TRAINING_JUDGE = env.bool("TUTOR_TRAINING_JUDGE", False)
+# ---- end of LLM judge ----
 # How long the consumer gathers deltas before sending them on; the first delta goes at once.
-TUTOR_COALESCE_SECONDS = float(os.environ.get("TUTOR_COALESCE_SECONDS", "0.05"))
+# The answer guard (pedagogy/guard.py, inference/reply_stream.py): replies that would state the
+# final answer or false arithmetic are stopped and the model asked again, up to
+# TUTOR_GUARD_RETRIES times, then replaced by TUTOR_GUARD_FALLBACK.
+TUTOR_GUARD = env.bool("TUTOR_GUARD", True)
+TUTOR_GUARD_ARITHMETIC = env.bool("TUTOR_GUARD_ARITHMETIC", True)
+TUTOR_GUARD_RETRIES = env.int("TUTOR_GUARD_RETRIES", 2)
+TUTOR_GUARD_FALLBACK = env.str(
+    "TUTOR_GUARD_FALLBACK",
+    "Let's work that part out together rather than me giving it away. "
+    "What would you do first, and why?",
+)
+TUTOR_COALESCE_SECONDS = env.float("TUTOR_COALESCE_SECONDS", 0.05)
 # Limits on what a student can send.
-TUTOR_MAX_MESSAGE_CHARS = int(os.environ.get("TUTOR_MAX_MESSAGE_CHARS", "2000"))
-TUTOR_MAX_ANSWER_CHARS = int(os.environ.get("TUTOR_MAX_ANSWER_CHARS", "200"))
-TUTOR_MAX_FRAME_BYTES = int(os.environ.get("TUTOR_MAX_FRAME_BYTES", "16384"))
+TUTOR_MAX_MESSAGE_CHARS = env.int("TUTOR_MAX_MESSAGE_CHARS", 2000)
+TUTOR_MAX_ANSWER_CHARS = env.int("TUTOR_MAX_ANSWER_CHARS", 200)
+TUTOR_MAX_FRAME_BYTES = env.int("TUTOR_MAX_FRAME_BYTES", 16384)
 # Per-user limits (docs/protocol.md): each is answered with an error frame or page.
-TUTOR_RATE_MESSAGES_PER_MINUTE = int(os.environ.get("TUTOR_RATE_MESSAGES_PER_MINUTE", "20"))
-TUTOR_RATE_ANSWERS_PER_MINUTE = int(os.environ.get("TUTOR_RATE_ANSWERS_PER_MINUTE", "10"))
-TUTOR_MAX_ANSWER_ATTEMPTS = int(os.environ.get("TUTOR_MAX_ANSWER_ATTEMPTS", "30"))
-TUTOR_RATE_JOIN_CODES_PER_HOUR = int(os.environ.get("TUTOR_RATE_JOIN_CODES_PER_HOUR", "10"))
+TUTOR_RATE_MESSAGES_PER_MINUTE = env.int("TUTOR_RATE_MESSAGES_PER_MINUTE", 20)
+TUTOR_RATE_ANSWERS_PER_MINUTE = env.int("TUTOR_RATE_ANSWERS_PER_MINUTE", 10)
+TUTOR_MAX_ANSWER_ATTEMPTS = env.int("TUTOR_MAX_ANSWER_ATTEMPTS", 30)
+TUTOR_RATE_JOIN_CODES_PER_HOUR = env.int("TUTOR_RATE_JOIN_CODES_PER_HOUR", 10)
 # Checking an answer (or a tutor turn for a leak) runs in a pool of processes that is killed
 # and restarted past this many seconds, so a costly expression cannot stall the server.
 # The limit leaves room within the promised second for the round trip to the pool.
-TUTOR_CHECK_TIMEOUT_SECONDS = float(os.environ.get("TUTOR_CHECK_TIMEOUT_SECONDS", "0.8"))
-TUTOR_CHECK_WORKERS = int(os.environ.get("TUTOR_CHECK_WORKERS", "2"))
+TUTOR_CHECK_TIMEOUT_SECONDS = env.float("TUTOR_CHECK_TIMEOUT_SECONDS", 0.8)
+TUTOR_CHECK_WORKERS = env.int("TUTOR_CHECK_WORKERS", 2)
 # After an answer that ran a checking process to its limit, its sender may only send plain
 # numbers (checked without the pool) for this long.
-TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS = float(
-    os.environ.get("TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS", "60")
-)
+TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS = env.float("TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS", 60.0)
 # How much dialogue history goes into the prompt (characters, newest kept), and the largest
 # share of that budget that teachers' pedagogy instructions may take.
-TUTOR_HISTORY_CHAR_BUDGET = int(os.environ.get("TUTOR_HISTORY_CHAR_BUDGET", "6000"))
-TUTOR_INSTRUCTIONS_SHARE = float(os.environ.get("TUTOR_INSTRUCTIONS_SHARE", "0.25"))
+TUTOR_HISTORY_CHAR_BUDGET = env.int("TUTOR_HISTORY_CHAR_BUDGET", 6000)
+TUTOR_INSTRUCTIONS_SHARE = env.float("TUTOR_INSTRUCTIONS_SHARE", 0.25)
 
 # Retraining (tutor/retraining, docs/retraining.md).
 # The base weights the trainer loads (a folder or hub id; "default": the prepared SmolLM2).
-TUTOR_BASE_MODEL = os.environ.get("TUTOR_MODEL") or "default"
+TUTOR_BASE_MODEL = env.str("TUTOR_MODEL", "") or "default"
 # Where jobs keep their dataset and checkpoints (one folder per job; a killed job resumes
 # from it), and where finished adapters go, one folder per version name. vLLM must read
 # TUTOR_ADAPTER_DIR at the same path (docker: the `adapters` volume).
-TUTOR_TRAINING_DIR = Path(os.environ.get("TUTOR_TRAINING_DIR", VAR_DIR / "training"))
-TUTOR_ADAPTER_DIR = Path(os.environ.get("TUTOR_ADAPTER_DIR", VAR_DIR / "adapters"))
+TUTOR_TRAINING_DIR = env.path("TUTOR_TRAINING_DIR", VAR_DIR / "training")
+TUTOR_ADAPTER_DIR = env.path("TUTOR_ADAPTER_DIR", VAR_DIR / "adapters")
 # The vLLM server that rollouts and evaluations talk to (LoRA enabled); default: the tutor's
 # (its first replica: this one is always a single URL).
-TUTOR_TRAINING_BASE_URL = os.environ.get("TUTOR_TRAINING_BASE_URL") or next(
+TUTOR_TRAINING_BASE_URL = env.str("TUTOR_TRAINING_BASE_URL", "") or next(
     (url.strip() for url in TUTOR_MODEL_BASE_URL.split(",") if url.strip()), ""
 )
 # A running job writes a heartbeat this often; one silent for TUTOR_JOB_STALE_SECONDS has
 # lost its worker, and the redelivered task resumes it from its last checkpoint.
-TUTOR_JOB_HEARTBEAT_SECONDS = float(os.environ.get("TUTOR_JOB_HEARTBEAT_SECONDS", "15"))
-TUTOR_JOB_STALE_SECONDS = float(os.environ.get("TUTOR_JOB_STALE_SECONDS", "120"))
+TUTOR_JOB_HEARTBEAT_SECONDS = env.float("TUTOR_JOB_HEARTBEAT_SECONDS", 15.0)
+TUTOR_JOB_STALE_SECONDS = env.float("TUTOR_JOB_STALE_SECONDS", 120.0)
 # Fewest problems a job trains on; with "include the problem bank" the bank tops a small
 # window up to this many.
-TUTOR_TRAINING_MIN_PROBLEMS = int(os.environ.get("TUTOR_TRAINING_MIN_PROBLEMS", "8"))
+TUTOR_TRAINING_MIN_PROBLEMS = env.int("TUTOR_TRAINING_MIN_PROBLEMS", 8)
 # The function a job runs (tests swap in a fake trainer; another trainer can be plugged in).
-TUTOR_TRAINING_FUNCTION = os.environ.get("TUTOR_TRAINING_FUNCTION", "training.grpo.train")
+TUTOR_TRAINING_FUNCTION = env.str("TUTOR_TRAINING_FUNCTION", "training.grpo.train")
 # A job or evaluation that failed because the model server was unreachable (or timed out, or
 # answered 5xx) goes back to the queue this many times, after this many seconds (doubled each
 # time); an evaluation whose tasks lost more than this share of their items that way fails.
-TUTOR_INFRA_RETRIES = int(os.environ.get("TUTOR_INFRA_RETRIES", "3"))
-TUTOR_INFRA_RETRY_SECONDS = float(os.environ.get("TUTOR_INFRA_RETRY_SECONDS", "30"))
-TUTOR_EVAL_MAX_INFRA_FAILURES = float(os.environ.get("TUTOR_EVAL_MAX_INFRA_FAILURES", "0.1"))
+TUTOR_INFRA_RETRIES = env.int("TUTOR_INFRA_RETRIES", 3)
+TUTOR_INFRA_RETRY_SECONDS = env.float("TUTOR_INFRA_RETRY_SECONDS", 30.0)
+TUTOR_EVAL_MAX_INFRA_FAILURES = env.float("TUTOR_EVAL_MAX_INFRA_FAILURES", 0.1)
 # The largest LoRA rank the model server accepts (vLLM --max-lora-rank): promotion refuses more.
-TUTOR_MAX_LORA_RANK = int(os.environ.get("TUTOR_MAX_LORA_RANK", "64"))
+TUTOR_MAX_LORA_RANK = env.int("TUTOR_MAX_LORA_RANK", 64)
 # Evaluation defaults (training.evaluation.EvaluationConfig); the form can change them.
-TUTOR_EVAL_LIMIT = int(os.environ.get("TUTOR_EVAL_LIMIT", "20"))
-TUTOR_EVAL_REWARD_MODEL = os.environ.get("TUTOR_EVAL_REWARD_MODEL") or None
+TUTOR_EVAL_LIMIT = env.int("TUTOR_EVAL_LIMIT", 20)
+TUTOR_EVAL_REWARD_MODEL = env.str("TUTOR_EVAL_REWARD_MODEL", "") or None
 
 # Login attempts (django-axes): a username and address are locked out after this many failures
 # for AXES_COOLOFF_TIME hours; attempts are kept in the database, shared by all web processes.
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", 0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -299,7 +321,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},
 }
 
@@ -309,24 +331,22 @@ LOGGING = {
 # (scripts/start.sh: SQLite, plain http on 127.0.0.1) stays on http. DJANGO_SECURE=0 turns the
 # whole set off; each setting also has its own variable. `manage.py check --deploy` passes
 # with the production defaults.
-_secure = env_bool("DJANGO_SECURE", not DEBUG and not _is_sqlite)
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", _secure)
+_secure = env.bool("DJANGO_SECURE", not DEBUG and not _is_sqlite)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", _secure)
 # Load balancers and container health checks probe over plain http.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-SECURE_HSTS_SECONDS = int(
-    os.environ.get("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if _secure else 0)
-)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", _secure)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", _secure)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if _secure else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", _secure)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", _secure)
 # DJANGO_SECURE_COOKIES sets both; the two specific variables override it.
-_secure_cookies = env_bool("DJANGO_SECURE_COOKIES", _secure)
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", _secure_cookies)
-CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", _secure_cookies)
+_secure_cookies = env.bool("DJANGO_SECURE_COOKIES", _secure)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", _secure_cookies)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", _secure_cookies)
 # Behind a proxy that terminates TLS: the header it sets on HTTPS requests, as
 # "X-Forwarded-Proto: https". Trust it only if the proxy always sets or strips it (uvicorn's
 # --proxy-headers with FORWARDED_ALLOW_IPS does the same job at the server). Unset: no header
 # is trusted.
-_proxy_ssl_header = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+_proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
 if _proxy_ssl_header:
     _header, _, _value = _proxy_ssl_header.partition(":")
     if not _value.strip():
@@ -337,7 +357,7 @@ if _proxy_ssl_header:
     )
 # The host the proxy was asked for (X-Forwarded-Host) instead of the Host header: only behind a
 # proxy that sets it. ALLOWED_HOSTS still applies.
-USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", False)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -27,7 +27,6 @@ Chart.register(
 
 const PALETTE = ['#1d4ed8', '#c2410c', '#15803d', '#7e22ce', '#b91c1c', '#0e7490', '#a16207', '#be185d'];
 const LOW = 0.4;
-const HIGH = 0.8;
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);

@@ -40,7 +40,7 @@ async function postJson(url, body) {
     },
     body: JSON.stringify(body || {}),
   });
-  let data = null;
+  let data;
   try {
     data = await response.json();
   } catch {

@@ -6,6 +6,7 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
+from tests.support.scripted_model_server import slow_word
 from tutor.dialogues.models import Message, TutoringSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -98,10 +99,10 @@ async def test_stop_stores_the_partial_reply(connect, model_server, student, tut
     await ws.send_json_to({"type": "stop"})
     end = await receive_until(ws, "reply.end")
     assert end["message"]["partial"] is True
-    assert end["message"]["text"].startswith("word0 word1")
+    assert end["message"]["text"].startswith(f"{slow_word(0)} {slow_word(1)}")
     tutor = await sync_to_async(stored)(tutoring_session, role="tutor")
     assert len(tutor) == 1 and tutor[0].partial and tutor[0].finish_reason == "stopped"
-    assert "word199" not in tutor[0].text
+    assert slow_word(199) not in tutor[0].text
     # The socket is still usable after a stop.
     await ws.send_json_to({"type": "message", "text": "ok, go on"})
     end = await receive_until(ws, "reply.end")

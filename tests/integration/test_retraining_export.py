@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from training.dataset import read_dataset
 from tutor.classes.models import Assignment, Classroom
-from tutor.dialogues.models import AnswerAttempt, Message, TutoringSession
+from tutor.dialogues.models import AnswerAttempt, BlockedReply, Message, TutoringSession
 from tutor.problems.models import Problem
 from tutor.retraining.export import build_dataset, count_window_problems, export_job_dataset
 from tutor.retraining.models import TrainingJob
@@ -76,7 +76,13 @@ def world(make_user, teacher, problem):
     AnswerAttempt.objects.create(session=s1, answer="5", correct=False)
     AnswerAttempt.objects.create(session=s1, answer="6", correct=True)
     s2 = TutoringSession.objects.create(student=bob, problem=mathdial, classroom=algebra)
-    Message.objects.create(session=s2, role="tutor", text="The answer is 7.", leaked_answer=True)
+    shown = Message.objects.create(
+        session=s2, role="tutor", text="The answer is 7.", leaked_answer=True, guard="retried"
+    )
+    # What the answer guard stopped before the student saw it: a negative example.
+    BlockedReply.objects.create(
+        message=shown, attempt=1, text="So it is 7 then.", reason="answer_leak", detail="7"
+    )
     s3 = TutoringSession.objects.create(student=bob, problem=triangle, classroom=other)
     s4 = TutoringSession.objects.create(student=alice, problem=triangle)  # free practice
     old = timezone.now() - dt.timedelta(days=30)
@@ -101,7 +107,11 @@ def test_window_by_class_has_problems_ratings_and_outcomes(world, tmp_path):
         "problems_held_out": 0,
         "ratings": 1,
         "outcomes": 2,
+        "blocked": 1,
     }
+    (blocked,) = [r for r in result.records if r["kind"] == "blocked"]
+    assert blocked["reason"] == "answer_leak" and blocked["tutor_text"] == "So it is 7 then."
+    assert blocked["attempt"] == 1 and blocked["turn"] == 1 and blocked["detail"] == "7"
     by_id = {p.problem_id: p for p in result.problems}
     first = by_id[f"problem-{problem.pk}"]
     assert first.category == "linear equations"
@@ -141,7 +151,9 @@ def test_window_by_class_has_problems_ratings_and_outcomes(world, tmp_path):
 
     write_dataset(path, result.problems, result.records)
     dataset = read_dataset(path)
-    assert len(dataset.problems) == 2 and len(dataset.records) == 3
+    assert (
+        len(dataset.problems) == 2 and len(dataset.records) == 4
+    )  # a rating, two outcomes, a blocked attempt
 
 
 def test_export_is_anonymised(world, tmp_path):

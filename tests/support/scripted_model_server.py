@@ -13,9 +13,11 @@ serve answers 404 ("The model `x` does not exist."), and ``/v1/models``,
 With ``api_key`` every ``/v1`` route answers 401 ``{"error": "Unauthorized"}`` without
 ``Authorization: Bearer <api_key>``, as vLLM started with ``--api-key`` does. A request without
 ``"stream": true`` (the evaluation harness and rollouts) gets one JSON completion with ``n``
-choices (``reply_text``). ``outage`` makes chat requests fail once ``outage_after`` of them were
-answered (for ``outage_count`` requests, then it recovers; None: for good): ``"abort"`` drops
-the connection (the server went away), a number answers with that HTTP status.
+choices (``reply_text``). ``outage`` makes chat requests fail once ``outage_after`` of them
+were answered (for ``outage_count`` requests, then it recovers; None: for good): ``"abort"``
+drops the connection (the server went away), a number answers with that HTTP status.
+``[leak]`` plays a model that states the answer (``leak_texts``) and recovers on the guard's
+retry, or never does (``leak_attempts``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ NORMAL_CHUNKS = [
     "start! ",
     "What is $3x$?",
 ]
+
+
+def slow_word(i: int) -> str:
+    """The ``i``-th word of a ``[slow]`` reply: "worda", "wordb", ... (no digits, so the answer
+    guard has no number to hold back or stop)."""
+    letters = ""
+    while True:
+        i, rest = divmod(i, 26)
+        letters = chr(ord("a") + rest) + letters
+        if i == 0:
+            return f"word{letters}"
 
 
 def _chunk(text: str | None = None, finish: str | None = None, usage: dict | None = None) -> bytes:
@@ -77,6 +90,15 @@ class ScriptedModelServer:
         # (status, body) that /v1/load_lora_adapter answers instead of loading
         self.load_error: tuple[int, dict] | None = None
         self.aborted = 0
+        # "[leak]": the first ``leak_attempts`` requests of the conversation (the first try and
+        # the guard's retries, which continue the assistant message) each stream the next of
+        # ``leak_texts`` in ``leak_chunk``-character pieces; later ones stream ``recovery``.
+        # None: the model never recovers.
+        self.leak_texts = ["So the answer is 6.", "It is six!", "x = 18/3, which is 6."]
+        self.leak_attempts: int | None = 1
+        self.leak_chunk = 3
+        self.recovery = " what do you get when you divide both sides by 3?"
+        self.leak_requests = 0
         # "[queued]": seconds of silence before the first chunk, as a busy vLLM server sends
         # nothing until it schedules a request
         self.queue_seconds = 1.0
@@ -160,7 +182,7 @@ class ScriptedModelServer:
                 await asyncio.sleep(self.queue_seconds)
             if "[slow]" in last_user:
                 for i in range(200):
-                    await response.write(_chunk(f"word{i} "))
+                    await response.write(_chunk(f"{slow_word(i)} "))
                     await asyncio.sleep(0.05)
             elif "[die]" in last_user:
                 await response.write(_chunk("Let's look at "))
@@ -168,6 +190,16 @@ class ScriptedModelServer:
                 await asyncio.sleep(0.05)
                 request.transport.abort()  # the server process dies mid-stream
                 return response
+            elif "[leak]" in last_user:
+                retry = body.get("continue_final_message", False)
+                self.leak_requests = self.leak_requests + 1 if retry else 1
+                if self.leak_attempts is None or self.leak_requests <= self.leak_attempts:
+                    text = self.leak_texts[(self.leak_requests - 1) % len(self.leak_texts)]
+                else:
+                    text = self.recovery
+                for start in range(0, len(text), self.leak_chunk):
+                    await response.write(_chunk(text[start : start + self.leak_chunk]))
+                    await asyncio.sleep(0.005)
             elif "[hang]" in last_user:
                 await asyncio.sleep(30)
             elif "[stall]" in last_user:

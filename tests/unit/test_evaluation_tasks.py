@@ -102,7 +102,7 @@ class FakeChat:
         self.fail_on = fail_on
         self.calls: list[dict] = []
 
-    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None):
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None, extra_body=None):
         self.calls.append(
             {"model": endpoint.model, "seed": seed, "n": n, "send_seed": endpoint.send_seed}
         )

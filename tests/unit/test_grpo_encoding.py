@@ -116,7 +116,7 @@ class ScriptedChat:
         self.fail = fail
         self.tutor_calls = 0
 
-    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None):
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None, extra_body=None):
         from training.rollout import Completion
 
         if self.fail:
@@ -152,7 +152,8 @@ class FakeTrainer:
 
 
 def test_rollouts_give_trl_masked_sequences_and_rewards_per_group(tokenizer):
-    rollouts = rollouts_for(tokenizer, ScriptedChat(), lambda_=1.0)
+    # Without the guard: its retries would take turns of the scripted alternation.
+    rollouts = rollouts_for(tokenizer, ScriptedChat(), lambda_=1.0, guard_retries=None)
     out = rollouts(["slot 0"] * 2 + ["slot 1"] * 2, FakeTrainer())
     assert len(out["prompt_ids"]) == len(out["completion_ids"]) == len(out["env_mask"]) == 4
     for ids, mask in zip(out["completion_ids"], out["env_mask"], strict=True):
@@ -164,6 +165,38 @@ def test_rollouts_give_trl_masked_sequences_and_rewards_per_group(tokenizer):
     assert metrics["leak_rate"] == 0.5 and metrics["rollouts"] == 4.0
     # the curriculum saw advantages for the categories it drew
     assert sum(rollouts.curriculum.counts.values()) >= 1
+
+
+class LeakThenAsk:
+    """A tutor that states the answer on its first attempt at a turn and asks once corrected."""
+
+    def __init__(self):
+        self.corrected = 0
+
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None, extra_body=None):
+        from training.rollout import Completion
+
+        if endpoint.model == FakePublisher.current:
+            if "Correction" in messages[0]["content"]:
+                self.corrected += 1
+                return [Completion(text=" how many bags are there?")]
+            return [Completion(text="The answer is 12.")]
+        return [Completion(text="Final answer: 12") for _ in range(n)]
+
+
+def test_guarded_rollouts_show_the_student_no_leak_yet_penalise_it(tokenizer):
+    chat = LeakThenAsk()
+    rollouts = rollouts_for(tokenizer, chat, lambda_=1.0, guard_retries=2)
+    out = rollouts(["slot 0"] * 2 + ["slot 1"] * 2, FakeTrainer())
+    dialogues = rollouts.last.dialogues
+    assert chat.corrected == 4
+    for dialogue in dialogues:
+        (turn,) = dialogue.tutor_turns()
+        assert "12" not in turn.text and turn.text.endswith("how many bags are there?")
+        assert turn.raw == "The answer is 12." and turn.model_leaked
+        assert turn.guard == "retried" and turn.blocked == ["answer_leak"]
+    # The trained sample is the model's own leak: penalised although no student saw it.
+    assert out["pedagogy_reward"] == [-1.0] * 4
 
 
 def test_rollouts_refuse_groups_that_do_not_divide_and_a_dead_server(tokenizer):

@@ -88,7 +88,7 @@ class Chat:
         self.fail = fail
         self.endpoints: list[EndpointConfig] = []
 
-    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None):
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None, extra_body=None):
         self.endpoints.append(endpoint)
         text = " ".join(m["content"] for m in messages)
         if self.error is not None and self.fail(endpoint, text):

@@ -42,7 +42,7 @@ class FakeEndpoint:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None):
+    async def __call__(self, endpoint, messages, *, seed, n=1, max_tokens=None, extra_body=None):
         self.calls.append({"model": endpoint.model, "messages": messages, "seed": seed, "n": n})
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

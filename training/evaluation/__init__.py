@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
+from inference.judge import JudgeConfig
 from training.data.mathtutorbench import bridge_files, shared_data_dir
 from training.dataset import problem_from_dict, problem_to_dict
 from training.rollout import (
@@ -49,6 +50,7 @@ from .tasks import (
     STUDENT_MAX_TOKENS,
     STUDENT_TEMPERATURE,
     TASKS,
+    ItemDone,
     RewardModelScorer,
     Scorer,
     TaskResult,
@@ -104,6 +106,13 @@ class EvaluationConfig:
     max_infra_failure_rate: float | None = None
     # Sent to both endpoints as a bearer token; never written to the report.
     api_key: str | None = field(default=None, repr=False)
+    # An LLM judge (inference.judge) of the interactive task's tutor turns, reported beside the
+    # rule judge; None: not used. Its API key is never written to the report either.
+    judge: JudgeConfig | None = None
+    # The interactive task's tutor turns pass the platform's answer guard, as on the chat
+    # socket: ``leak_rate`` is then the model's own (before the guard), ``visible_leak_rate``
+    # what students would have read. The guard's retries per turn; None: no guard.
+    guard_retries: int | None = 2
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -126,6 +135,7 @@ class EvaluationConfig:
             list(self.mathtutorbench_paths) if self.mathtutorbench_paths is not None else None
         )
         data["extra_problems"] = [problem_to_dict(p) for p in self.extra_problems]
+        data["judge"] = self.judge.to_dict() if self.judge is not None else None
         return data
 
     @classmethod
@@ -141,6 +151,9 @@ class EvaluationConfig:
             p if isinstance(p, RolloutProblem) else problem_from_dict(p)
             for p in kwargs.get("extra_problems") or ()
         )
+        judge = kwargs.get("judge")
+        if isinstance(judge, dict):
+            kwargs["judge"] = JudgeConfig.from_dict(judge)
         return cls(**kwargs)
 
     # -- resolved settings ------------------------------------------------------------------
@@ -192,6 +205,17 @@ def resolve_student_model(
         f"cannot tell which model on {endpoint} should play the student "
         f"(it serves {sorted(by_id)}); pass student_model"
     )
+
+
+class _TaskArgs(TypedDict):
+    """The keyword arguments that every ``run_*`` task takes."""
+
+    seed: int | None
+    concurrency: int
+    chat: ChatFn
+    bootstrap_samples: int
+    bootstrap_seed: int
+    done: ItemDone | None
 
 
 def _progress_counter(progress: ProgressFn | None, total: int) -> Callable[[str], Callable]:
@@ -277,7 +301,7 @@ async def run_evaluation_async(
         items = selected[name]
         task_seed = derive_seed(config.seed, name)
         boot = derive_seed(config.seed, "bootstrap", name) or 0
-        common = {
+        common: _TaskArgs = {
             "seed": task_seed,
             "concurrency": config.concurrency,
             "chat": chat,
@@ -294,6 +318,8 @@ async def run_evaluation_async(
                 k=config.k,
                 scorer=scorer,
                 transcripts=config.transcripts,
+                judge=config.judge,
+                guard_retries=config.guard_retries,
                 **common,
             )
         elif name == "scaffolding":
@@ -327,6 +353,7 @@ async def run_evaluation_async(
                 "mathtutorbench": [str(p) for p in config.mathtutorbench_files()],
             },
             "reward_model": config.reward_model if scorer is not None else None,
+            "judge": config.judge.to_dict() if config.judge is not None else None,
             "confidence": 0.95,
         },
         "started_at": started_at,
@@ -441,12 +468,16 @@ def check_report(report: dict[str, Any], max_infra_failure_rate: float) -> None:
 
 def headline(report: dict[str, Any]) -> dict[str, Metric]:
     """The report's figures as one flat ``{name: Metric}`` dict, e.g. ``solve_gain``,
-    ``leak_rate``, ``win_rate``, ``accuracy`` (metric names are unique across tasks). A dict
-    that is already flat is returned as is."""
+    ``leak_rate``, ``win_rate``, ``accuracy`` (metric names are unique across tasks), and
+    ``judge_teacher_kappa`` when the report carries the LLM judge's agreement with teachers. A
+    dict that is already flat is returned as is."""
     if "tasks" not in report:
         return {k: v for k, v in report.items() if isinstance(v, dict) and "value" in v}
     flat: dict[str, Metric] = {}
     for task in report["tasks"].values():
         for name, metric in (task.get("metrics") or {}).items():
             flat[name] = metric
+    agreement = report.get("judge_agreement")  # added by the platform (tutor/retraining)
+    if isinstance(agreement, dict) and isinstance(agreement.get("kappa"), dict):
+        flat["judge_teacher_kappa"] = agreement["kappa"]
     return flat

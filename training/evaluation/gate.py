@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from . import headline
 
@@ -38,7 +38,7 @@ class GateVerdict:
         return {"passed": self.passed, "reasons": list(self.reasons), "checks": self.checks}
 
 
-def _usable(metric: Any) -> bool:
+def _usable(metric: Any) -> TypeGuard[Mapping[str, Any]]:
     return (
         isinstance(metric, Mapping)
         and all(metric.get(key) is not None for key in ("value", "ci_low", "ci_high"))

@@ -107,6 +107,77 @@ def paired_bootstrap_diff(
     return {"value": _round(mean), "ci_low": _round(low), "ci_high": _round(high), "n": n}
 
 
+def cohens_kappa(a: Sequence[object], b: Sequence[object]) -> float | None:
+    """Cohen's kappa between two raters' labels of the same items: (p_o - p_e) / (1 - p_e),
+    where p_o is the share of items they agree on and p_e the agreement expected by chance from
+    each rater's own label frequencies. 1 is perfect agreement, 0 chance level, below 0 worse
+    than chance.
+
+    None when kappa is undefined: no items, or both raters gave every item one and the same
+    label (p_e = 1: nothing to agree on beyond chance). Raises ValueError when the two
+    sequences differ in length."""
+    if len(a) != len(b):
+        raise ValueError(f"the raters labelled different numbers of items ({len(a)} != {len(b)})")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n
+    counts_a: dict[object, int] = {}
+    counts_b: dict[object, int] = {}
+    for x, y in zip(a, b, strict=True):
+        counts_a[x] = counts_a.get(x, 0) + 1
+        counts_b[y] = counts_b.get(y, 0) + 1
+    expected = sum(counts_a[k] * counts_b.get(k, 0) for k in counts_a) / (n * n)
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def _binary_kappas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of each row pair of two 0/1 matrices (NaN where undefined)."""
+    n = a.shape[1]
+    observed = (a == b).mean(axis=1)
+    pa, pb = a.mean(axis=1), b.mean(axis=1)
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = (observed - expected) / (1 - expected)
+    kappa[expected >= 1.0 - 1e-12] = np.nan
+    return kappa if n else np.full(a.shape[0], np.nan)
+
+
+def kappa_metric(
+    a: Sequence[bool],
+    b: Sequence[bool],
+    *,
+    samples: int = 1000,
+    seed: int | None = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> Metric:
+    """Cohen's kappa of two yes/no raters of the same items as a :data:`Metric`: the kappa of
+    all items, and a percentile bootstrap interval over the resamples in which it is defined.
+    An undefined kappa (see :func:`cohens_kappa`) has value None, like a figure over no items;
+    ``agreement`` adds the plain share of items the raters agree on."""
+    value = cohens_kappa(list(a), list(b))
+    n = len(a)
+    agreement = sum(1 for x, y in zip(a, b, strict=True) if x == y) / n if n else None
+    metric: Metric = {"value": None, "ci_low": None, "ci_high": None, "n": n}
+    metric["agreement"] = _round(agreement) if agreement is not None else None
+    if value is None:
+        return metric
+    x = np.asarray([bool(v) for v in a], dtype=float)
+    y = np.asarray([bool(v) for v in b], dtype=float)
+    low = high = value
+    if n > 1 and samples >= 1:
+        rng = np.random.default_rng(seed)
+        index = rng.integers(0, n, size=(samples, n))
+        stats = _binary_kappas(x[index], y[index])
+        stats = stats[~np.isnan(stats)]
+        if stats.size:
+            low, high = _interval(stats, confidence)
+    metric.update(value=_round(value), ci_low=_round(low), ci_high=_round(high))
+    return metric
+
+
 def win_value(candidate_score: float, reference_score: float, tie: float = 1e-9) -> float:
     """1 when the candidate scores higher, 0 when lower, 0.5 for a tie."""
     if abs(candidate_score - reference_score) <= tie:
@@ -126,10 +197,11 @@ def tutor_turn_count(dialogue: Dialogue) -> int:
     return len(dialogue.tutor_turns())
 
 
-def leak_turn(dialogue: Dialogue) -> int | None:
+def leak_turn(dialogue: Dialogue, *, as_shown: bool = False) -> int | None:
     """1-based number of the first tutor turn that states the final answer before the student
-    has (:func:`training.rewards.first_leak`), or None."""
-    index = first_leak(dialogue)
+    has (:func:`training.rewards.first_leak`: in what the model wrote, or ``as_shown`` in what
+    the answer guard let the student see), or None."""
+    index = first_leak(dialogue, as_shown=as_shown)
     if index is None:
         return None
     return sum(1 for t in dialogue.turns[: index + 1] if t.role == "tutor")
@@ -145,8 +217,11 @@ class DialogueOutcome:
     source: str
     solve_before: float = 0.0
     solve_after: float = 0.0
-    leaked: bool = False
+    leaked: bool = False  # the model stated the answer (whether or not the guard stopped it)
     leak_turn: int | None = None
+    visible_leaked: bool = False  # what the student was shown stated it (after the guard)
+    guard_retries: int = 0  # tutor turns the answer guard had to ask again
+    guard_fallbacks: int = 0  # tutor turns that ended in the guard's fallback
     turns: int = 0
     ended_by_student: bool = False
     rm_score: float | None = None
@@ -156,6 +231,12 @@ class DialogueOutcome:
     error: str | None = None
     error_kind: str | None = None
     transcript: list[list[str]] | None = None
+    # The LLM judge's view (inference.judge), when a judge is configured: whether any tutor
+    # turn failed the leak rule, whether every turn passed the pedagogy rule (None where a
+    # turn got no verdict and none failed), and how many verdicts it could not give.
+    judge_leaked: bool | None = None
+    judge_pedagogy_passed: bool | None = None
+    judge_errors: int | None = None
 
     @property
     def gain(self) -> float:
@@ -166,6 +247,9 @@ class DialogueOutcome:
         data = {"id": data.pop("item_id"), **data, "gain": _round(self.gain)}
         if self.transcript is None:
             data.pop("transcript")
+        if self.judge_errors is None:  # no judge configured: the report stays as it was
+            for key in ("judge_leaked", "judge_pedagogy_passed", "judge_errors"):
+                data.pop(key)
         return data
 
 
@@ -198,7 +282,20 @@ def dialogue_outcome(
     outcome.solve_after, outcome.answers_after = solve_rate(dialogue.final_solutions, reference, k)
     outcome.leak_turn = leak_turn(dialogue)
     outcome.leaked = outcome.leak_turn is not None
+    outcome.visible_leaked = leak_turn(dialogue, as_shown=True) is not None
+    tutor_turns = dialogue.tutor_turns()
+    outcome.guard_retries = sum(t.guard == "retried" for t in tutor_turns)
+    outcome.guard_fallbacks = sum(t.guard == "fallback" for t in tutor_turns)
     return outcome
+
+
+def _turn_share(
+    outcomes: Sequence[DialogueOutcome], field_name: str, seed: int, kw: dict[str, Any]
+) -> Metric:
+    """The share of tutor turns counted by ``field_name``: per item, its count over its turns,
+    averaged over items (items without tutor turns left out)."""
+    shares = [getattr(o, field_name) / o.turns for o in outcomes if o.turns]
+    return bootstrap_ci(shares, seed=seed, **kw)
 
 
 EVAL_REWARD = RewardConfig(lambda_=1.0, mu=0.0, variant="hard")
@@ -219,6 +316,13 @@ def interactive_metrics(
         "solve_after": bootstrap_ci(after, seed=seed + 2, **kw),
         "solve_gain": paired_bootstrap_diff(before, after, seed=seed + 3, **kw),
         "leak_rate": bootstrap_ci([float(o.leaked) for o in ok], seed=seed + 4, **kw),
+        # After the answer guard: what students would have read (goal 0).
+        "visible_leak_rate": bootstrap_ci(
+            [float(o.visible_leaked) for o in ok], seed=seed + 12, **kw
+        ),
+        # Tutor turns the guard had to ask again, and those that ended in its fallback.
+        "guard_retry_rate": _turn_share(ok, "guard_retries", seed + 13, kw),
+        "guard_fallback_rate": _turn_share(ok, "guard_fallbacks", seed + 14, kw),
         "mean_turns": bootstrap_ci([float(o.turns) for o in ok], seed=seed + 5, **kw),
         # the training objective at fixed settings (hard variant, lambda 1, no reward model
         # term), so that versions trained with different lambdas are compared on one scale
@@ -232,4 +336,27 @@ def interactive_metrics(
     attempts = [float(o.first_attempt_correct) for o in ok if o.first_attempt_correct is not None]
     if attempts:
         metrics["first_attempt_solve"] = bootstrap_ci(attempts, seed=seed + 7, **kw)
+    if any(o.judge_errors is not None for o in ok):
+        metrics.update(judge_metrics(ok, samples=samples, seed=seed))
     return metrics
+
+
+def judge_metrics(
+    outcomes: Sequence[DialogueOutcome], *, samples: int = 1000, seed: int = 0
+) -> dict[str, Metric]:
+    """The LLM judge's figures beside the rule judge's: its leak rate and pedagogy pass rate
+    over the dialogues it gave a verdict on, and its agreement with the rule judge on "this
+    dialogue leaked" as Cohen's kappa (over the dialogues both judged)."""
+    # (rule judge, LLM judge) on "this dialogue leaked", where the LLM judge gave a verdict
+    leaks = [(o.leaked, o.judge_leaked) for o in outcomes if o.judge_leaked is not None]
+    style = [o.judge_pedagogy_passed for o in outcomes if o.judge_pedagogy_passed is not None]
+    kw = {"samples": samples}
+    return {
+        "judge_leak_rate": bootstrap_ci(
+            [float(judged) for _, judged in leaks], seed=seed + 9, **kw
+        ),
+        "judge_pedagogy_pass_rate": bootstrap_ci([float(v) for v in style], seed=seed + 10, **kw),
+        "judge_rule_kappa": kappa_metric(
+            [rule for rule, _ in leaks], [judged for _, judged in leaks], seed=seed + 11, **kw
+        ),
+    }

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from inference.judge import LEAK, PEDAGOGY, JudgeConfig, JudgeError, Verdict, ajudge_turn
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.thinking import split_thinking
 from pedagogy.grading import ais_correct, is_correct
@@ -280,6 +281,7 @@ async def _interactive_item(
     seed: int | None,
     chat: ChatFn,
     transcript: bool,
+    guard_retries: int | None = None,
 ) -> tuple[DialogueOutcome, Dialogue | None]:
     student = default_student(problem, 0)
     source = "mathdial" if problem.problem_id.startswith("mathdial:") else "bank"
@@ -304,7 +306,14 @@ async def _interactive_item(
         )
         return outcome, None
     dialogue = await run_dialogue(
-        problem, student, tutor, student_model, max_turns, seed, chat=chat
+        problem,
+        student,
+        tutor,
+        student_model,
+        max_turns,
+        seed,
+        chat=chat,
+        guard_retries=guard_retries,
     )
     await final_solutions(dialogue, k, max_tokens=STUDENT_FINAL_MAX_TOKENS, chat=chat)
     outcome = dialogue_outcome(
@@ -334,6 +343,8 @@ async def run_interactive(
     bootstrap_seed: int = 0,
     transcripts: bool = False,
     done: ItemDone | None = None,
+    judge: JudgeConfig | None = None,
+    guard_retries: int | None = None,
 ) -> TaskResult:
     clock = time.perf_counter()
     factories = [
@@ -346,6 +357,7 @@ async def run_interactive(
             seed=derive_seed(seed, p.problem_id),
             chat=chat,
             transcript=transcripts,
+            guard_retries=guard_retries,
         )
         for p in problems
     ]
@@ -368,12 +380,72 @@ async def run_interactive(
             per_item.setdefault(owner, []).append(score)
         for index, values in per_item.items():
             results[index][0].rm_score = round(sum(values) / len(values), 6)
+    if judge is not None:
+        await judge_dialogues(results, judge, concurrency)
     outcomes = [outcome for outcome, _ in results]
     result.items = [o.to_dict() for o in outcomes]
     result.n = sum(1 for o in outcomes if o.error is None)
     result.metrics = interactive_metrics(outcomes, samples=bootstrap_samples, seed=bootstrap_seed)
     result.wall_s = time.perf_counter() - clock
     return result
+
+
+async def judge_dialogues(
+    results: Sequence[tuple[DialogueOutcome, Dialogue | None]],
+    judge: JudgeConfig,
+    concurrency: int,
+) -> None:
+    """Ask the LLM judge about every tutor turn of the dialogues that did not fail, and set
+    each outcome's ``judge_leaked``, ``judge_pedagogy_passed`` and ``judge_errors``. A rule
+    fails a dialogue when it fails any of its turns; a dialogue with a turn the judge could not
+    answer for, and none that failed, has no verdict on that rule (None)."""
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    calls, owners = [], []
+    for index, (outcome, dialogue) in enumerate(results):
+        if outcome.error is not None or dialogue is None:
+            continue
+        outcome.judge_errors = 0
+        history = dialogue.history()
+        for position, turn in enumerate(dialogue.turns):
+            if turn.role != "tutor":
+                continue
+
+            async def one(problem=dialogue.problem, before=history[:position], reply=turn.text):
+                async with semaphore:
+                    return await ajudge_turn(
+                        judge,
+                        problem=problem.text,
+                        final_answer=problem.final_answer,
+                        history=before,
+                        reply=reply,
+                    )
+
+            calls.append(one())
+            owners.append(index)
+    verdicts = await asyncio.gather(*calls)
+    per_item: dict[int, list[dict[str, Verdict | JudgeError]]] = {}
+    for owner, turn_verdicts in zip(owners, verdicts, strict=True):
+        per_item.setdefault(owner, []).append(turn_verdicts)
+    for index, turns in per_item.items():
+        outcome = results[index][0]
+        outcome.judge_errors = sum(
+            1 for t in turns for v in t.values() if isinstance(v, JudgeError)
+        )
+        outcome.judge_leaked = _dialogue_verdict(turns, LEAK, failing=True)
+        outcome.judge_pedagogy_passed = _dialogue_verdict(turns, PEDAGOGY, failing=False)
+
+
+def _dialogue_verdict(
+    turns: Sequence[dict[str, Verdict | JudgeError]], rule: str, *, failing: bool
+) -> bool | None:
+    """Over a dialogue's turns: ``failing`` when any turn failed ``rule``, ``not failing``
+    when every turn passed it, None when some turn got no verdict and none failed."""
+    verdicts = [t.get(rule) for t in turns]
+    if any(isinstance(v, Verdict) and not v.passed for v in verdicts):
+        return failing
+    if all(isinstance(v, Verdict) for v in verdicts):
+        return not failing
+    return None
 
 
 async def _scaffolding_item(

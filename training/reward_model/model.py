@@ -18,11 +18,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from .pairs import Sample
+
+# A candidate turn in its context: (problem, history, turn), or a Sample that says the same.
+Triple = tuple[str, Iterable[Any], str]
 
 CONFIG_NAME = "reward_model.json"
 HEAD_NAME = "head.safetensors"
@@ -72,7 +78,7 @@ def normalize_history(history: Iterable | None) -> tuple[tuple[str, str], ...]:
 def _find_layers(encoder: nn.Module) -> nn.ModuleList | None:
     """The encoder's list of transformer blocks (BERT-like: ``encoder.layer``)."""
     for name in ("encoder.layer", "layers", "transformer.layer", "h", "layer"):
-        module = encoder
+        module: Any = encoder
         for part in name.split("."):
             module = getattr(module, part, None)
             if module is None:
@@ -85,8 +91,8 @@ def _find_layers(encoder: nn.Module) -> nn.ModuleList | None:
 class RewardModel(nn.Module):
     def __init__(
         self,
-        encoder: nn.Module,
-        tokenizer,
+        encoder: PreTrainedModel,
+        tokenizer: Any,
         *,
         max_length: int = 256,
         history_turns: int = 6,
@@ -175,7 +181,7 @@ class RewardModel(nn.Module):
             return []
         return self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
 
-    def encode(self, samples: Sequence[tuple[str, Iterable, str]]) -> dict[str, torch.Tensor]:
+    def encode(self, samples: Sequence[Triple]) -> dict[str, torch.Tensor]:
         """Token ids for (problem, history, turn) triples, padded into one batch."""
         tok = self.tokenizer
         cls_id = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
@@ -227,22 +233,20 @@ class RewardModel(nn.Module):
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.head(self.dropout(pooled)).squeeze(-1)
 
-    def score_samples(self, samples: Sequence[tuple[str, Iterable, str]]) -> torch.Tensor:
+    def score_samples(self, samples: Sequence[Triple]) -> torch.Tensor:
         device = next(self.parameters()).device
         batch = {k: v.to(device) for k, v in self.encode(samples).items()}
         return self(**batch)
 
     @torch.no_grad()
-    def score_batch(
-        self, samples: Sequence[tuple[str, Iterable, str]], batch_size: int = 32
-    ) -> list[float]:
+    def score_batch(self, samples: Sequence[Triple | Sample], batch_size: int = 32) -> list[float]:
         """Scores of (problem, history, turn) triples, in order."""
         was_training = self.training
         self.eval()
         scores: list[float] = []
-        samples = [(s.problem, s.history, s.turn) if hasattr(s, "turn") else s for s in samples]
-        for start in range(0, len(samples), batch_size):
-            scores.extend(self.score_samples(samples[start : start + batch_size]).tolist())
+        triples = [(s.problem, s.history, s.turn) if isinstance(s, Sample) else s for s in samples]
+        for start in range(0, len(triples), batch_size):
+            scores.extend(self.score_samples(triples[start : start + batch_size]).tolist())
         self.train(was_training)
         return scores
 

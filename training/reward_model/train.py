@@ -20,6 +20,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,7 @@ def train_reward_model(
     order_rng = random.Random(seed)
     head_params = list(model.head.parameters())
     encoder_params = [p for p in model.encoder.parameters() if p.requires_grad]
-    groups = [{"params": head_params, "lr": head_lr}]
+    groups: list[dict[str, Any]] = [{"params": head_params, "lr": head_lr}]
     if encoder_params:
         groups.append({"params": encoder_params, "lr": lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=weight_decay)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -73,16 +73,22 @@ def filter_problems(
     return problems
 
 
+class ProblemProgress(models.TextChoices):
+    """Where a student stands on one problem of an assignment (derived from their sessions)."""
+
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    SOLVED = "solved", "Solved"
+
+
 @dataclass
 class AssignmentProblem:
     problem: Problem
-    status: str  # "not_started", "in_progress" or "solved"
+    status: ProblemProgress
 
     @property
     def status_label(self) -> str:
-        return {"not_started": "Not started", "in_progress": "In progress", "solved": "Solved"}[
-            self.status
-        ]
+        return str(self.status.label)
 
 
 @dataclass
@@ -97,11 +103,13 @@ class StudentAssignment:
 
     @property
     def done(self) -> bool:
-        return bool(self.problems) and all(p.status == "solved" for p in self.problems)
+        return bool(self.problems) and all(
+            p.status == ProblemProgress.SOLVED for p in self.problems
+        )
 
     @property
     def solved_count(self) -> int:
-        return sum(p.status == "solved" for p in self.problems)
+        return sum(p.status == ProblemProgress.SOLVED for p in self.problems)
 
 
 def student_assignments(student) -> list[StudentAssignment]:
@@ -118,16 +126,16 @@ def student_assignments(student) -> list[StudentAssignment]:
         .distinct()
         .order_by("due_at", "id")
     )
-    status: dict[tuple[int, int], str] = {}
+    status: dict[tuple[int, int], ProblemProgress] = {}
     sessions = TutoringSession.objects.filter(
         student=student, assignment__in=[a.pk for a in assignments]
     ).values_list("assignment_id", "problem_id", "outcome")
     for assignment_id, problem_id, outcome in sessions:
         key = (assignment_id, problem_id)
         if outcome == TutoringSession.Outcome.SOLVED:
-            status[key] = "solved"
+            status[key] = ProblemProgress.SOLVED
         else:
-            status.setdefault(key, "in_progress")
+            status.setdefault(key, ProblemProgress.IN_PROGRESS)
     result = []
     for assignment in assignments:
         problems = sorted(assignment.problems.all(), key=lambda p: (p.difficulty, p.title, p.pk))
@@ -135,7 +143,9 @@ def student_assignments(student) -> list[StudentAssignment]:
             StudentAssignment(
                 assignment=assignment,
                 problems=[
-                    AssignmentProblem(p, status.get((assignment.pk, p.pk), "not_started"))
+                    AssignmentProblem(
+                        p, status.get((assignment.pk, p.pk), ProblemProgress.NOT_STARTED)
+                    )
                     for p in problems
                 ],
             )

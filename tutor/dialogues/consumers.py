@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,9 +28,9 @@ from inference.client import (
     ServerConfig,
     StreamEvent,
 )
-from inference.coalesce import DeltaCoalescer
-from inference.thinking import ThinkStripper
+from inference.reply_stream import Delta, ReplyStream
 from pedagogy.grading import Uncheckable, acheck_answer, is_plain
+from pedagogy.guard import AnswerGuard
 from tutor import limits
 from tutor.reviews.services import notify_flag_async
 
@@ -201,7 +200,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
             )
             if turn.prompt is not None:
                 self.reply_lease = lease
-                self.reply_task = asyncio.create_task(self._write_reply(turn.prompt))
+                self.reply_task = asyncio.create_task(self._write_reply(turn.prompt, turn.guard))
         finally:
             if self.reply_lease is not lease:
                 await sync_to_async(lease.release, thread_sensitive=False)()
@@ -263,57 +262,50 @@ class TutorConsumer(AsyncWebsocketConsumer):
 
     # ---- the tutor's reply ------------------------------------------------------------------
 
-    async def _write_reply(self, prompt: list[dict[str, str]]) -> None:
+    async def _write_reply(self, prompt: list[dict[str, str]], guard: AnswerGuard | None) -> None:
         try:
-            await self._stream_reply(prompt)
+            await self._stream_reply(prompt, guard)
         finally:
             lease, self.reply_lease = self.reply_lease, None
             if lease is not None:
                 await asyncio.shield(sync_to_async(lease.release, thread_sensitive=False)())
 
-    async def _stream_reply(self, prompt: list[dict[str, str]]) -> None:
+    async def _stream_reply(self, prompt: list[dict[str, str]], guard: AnswerGuard | None) -> None:
+        """Stream the reply through the pipeline (think stripping, the answer guard, coalescing:
+        ``inference.reply_stream``) and forward what it releases; store the outcome."""
         reply_id = uuid.uuid4().hex
         await self.send_json({"type": "reply.start", "reply_id": reply_id})
-        stripper = ThinkStripper()
-        coalescer = DeltaCoalescer(settings.TUTOR_COALESCE_SECONDS)
         served = self.served or services.ServedModel(settings.TUTOR_MODEL_NAME)
-        reply = services.TutorReply(
-            text="",
-            thinking="",
-            partial=False,
-            model_name=served.name,
-            model_version_id=served.version_id,
+        stream = ReplyStream(
+            lambda messages, extra: self._stream(served, messages, extra),
+            prompt,
+            guard=guard,
+            max_retries=settings.TUTOR_GUARD_RETRIES,
+            fallback=settings.TUTOR_GUARD_FALLBACK,
+            coalesce_seconds=settings.TUTOR_COALESCE_SECONDS,
+            check_timeout=settings.TUTOR_CHECK_TIMEOUT_SECONDS,
         )
-        visible: list[str] = []
-        hidden: list[str] = []
-        started = time.monotonic()
+        error: str = ""
         error_frame: dict[str, str] | None = None
         try:
-            async for event in self._stream(served, prompt):
-                if event.finish_reason:
-                    reply.finish_reason = event.finish_reason
-                if event.completion_tokens is not None:
-                    reply.prompt_tokens = event.prompt_tokens
-                    reply.completion_tokens = event.completion_tokens
-                if not event.text:
-                    continue
-                if reply.time_to_first_token_ms is None:
-                    reply.time_to_first_token_ms = round((time.monotonic() - started) * 1000)
-                split = stripper.feed(event.text)
-                hidden.append(split.hidden)
-                visible.append(split.visible)
-                ready = coalescer.push(split.visible, time.monotonic())
-                if ready:
-                    await self._send_delta(reply_id, ready)
+            async for event in stream:
+                if isinstance(event, Delta):
+                    await self._send_delta(reply_id, event.text)
+                else:
+                    logger.info(
+                        "guard stopped attempt %s on session %s: %s",
+                        event.attempt.attempt,
+                        self.session.pk,
+                        event.attempt.reason,
+                    )
                 if self.reply_lease is not None and self.reply_lease.due():
                     await sync_to_async(self.reply_lease.renew, thread_sensitive=False)()
         except asyncio.CancelledError:
-            reply.partial = True
-            reply.finish_reason = "stopped" if self.socket_open else "disconnected"
+            rest = stream.interrupt("stopped" if self.socket_open else "disconnected")
         except ModelUnavailable as exc:
             logger.warning("model server unavailable: %s", exc)
-            reply.partial = True
-            reply.error = str(exc)
+            error = str(exc)
+            rest = stream.interrupt("error")
             error_frame = {
                 "code": "model_unavailable",
                 "detail": "The tutor is not available right now. Your message is saved; "
@@ -321,26 +313,37 @@ class TutorConsumer(AsyncWebsocketConsumer):
             }
         except ModelServerError as exc:
             logger.warning("model server failed mid-reply: %s", exc)
-            reply.partial = True
-            reply.error = str(exc)
+            error = str(exc)
+            rest = stream.interrupt("error")
             error_frame = {
                 "code": "model_failed",
                 "detail": "The tutor stopped unexpectedly. What it wrote is saved; "
                 "please send your message again.",
             }
-        tail = stripper.finish()
-        visible.append(tail.visible)
-        hidden.append(tail.hidden)
-        # What the coalescer still gathers (and the stripper held back) goes out before the
-        # end, so that the deltas add up to the reply.
-        rest = coalescer.flush() + tail.visible
+        else:
+            rest = ""
+        # What the pipeline still held (checked) goes out before the end, so that the deltas
+        # add up to the stored reply.
         if rest:
             await self._send_delta(reply_id, rest)
-        reply.text = "".join(visible).strip()
-        reply.thinking = "".join(hidden).strip()
-        reply.duration_ms = round((time.monotonic() - started) * 1000)
+        result = stream.result
+        reply = services.TutorReply(
+            text=result.text,
+            thinking=result.thinking,
+            partial=result.partial,
+            finish_reason=result.finish_reason,
+            error=error,
+            model_name=served.name,
+            model_version_id=served.version_id,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            time_to_first_token_ms=result.time_to_first_token_ms,
+            duration_ms=result.duration_ms,
+            guard=result.guard,
+            blocked=result.blocked,
+        )
         stored = None
-        if reply.text or reply.thinking:
+        if reply.text or reply.thinking or reply.blocked:
             # Shielded: a second cancellation (server shutdown) must not lose the reply.
             stored = await asyncio.shield(self._store_reply(reply))
             if stored is None:
@@ -369,7 +372,10 @@ class TutorConsumer(AsyncWebsocketConsumer):
             return None
 
     async def _stream(
-        self, served: services.ServedModel, prompt: list[dict[str, str]]
+        self,
+        served: services.ServedModel,
+        prompt: list[dict[str, str]],
+        extra_body: dict[str, Any] | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """The reply from the session's model, from the replica the session is routed to
         (``TUTOR_MODEL_BASE_URL`` may list several: ``inference/replicas.py``); one that cannot
@@ -399,6 +405,7 @@ class TutorConsumer(AsyncWebsocketConsumer):
             messages=prompt,
             max_tokens=settings.TUTOR_MAX_REPLY_TOKENS,
             temperature=settings.TUTOR_TEMPERATURE,
+            extra_body=extra_body,
             on_missing_model=load_adapter if served.adapter_path else None,
         ):
             yield event

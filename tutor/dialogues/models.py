@@ -54,6 +54,12 @@ class TutoringSession(models.Model):
         return f"{self.student} on {self.problem}"
 
 
+class GuardOutcome(models.TextChoices):
+    PASSED = "passed", "Passed the guard"
+    RETRIED = "retried", "Passed after the model was asked again"
+    FALLBACK = "fallback", "Replaced by the safe fallback"
+
+
 class Message(models.Model):
     """A turn in a tutoring session.
 
@@ -90,6 +96,9 @@ class Message(models.Model):
     # Set by the post-turn check (a Celery task): the tutor stated the final answer before the
     # student did. None until checked.
     leaked_answer = models.BooleanField(null=True, blank=True)
+    # How the answer guard let this reply through: as the model wrote it, after asking again,
+    # or as the safe fallback (its blocked attempts are ``blocked_replies``).
+    guard = models.CharField(max_length=16, choices=GuardOutcome.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -103,6 +112,40 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+class BlockedReply(models.Model):
+    """A reply attempt the answer guard stopped before the student saw what it blocked.
+
+    The guard (``pedagogy.guard``, run by ``inference.reply_stream``) ends an attempt that would
+    state the final answer or false arithmetic and asks the model again; the student sees only
+    the tutor message the last attempt (or the fallback) became. The raw attempt is kept for
+    teachers (review) and for training (a negative example in the export).
+    """
+
+    class Reason(models.TextChoices):
+        ANSWER_LEAK = "answer_leak", "Stated the final answer"
+        FALSE_ARITHMETIC = "false_arithmetic", "Stated false arithmetic"
+        UNCHECKABLE = "uncheckable", "Could not be checked in time"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="blocked_replies")
+    attempt = models.PositiveSmallIntegerField(help_text="1 for the first attempt, and so on")
+    text = models.TextField(help_text="What the model wrote, up to where the guard stopped it")
+    thinking = models.TextField(blank=True)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    detail = models.CharField(max_length=300, blank=True, help_text="The value or claim found")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "attempt"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "attempt"], name="one_blocked_reply_per_attempt"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"blocked attempt {self.attempt} of message {self.message_id} ({self.reason})"
 
 
 class AnswerAttempt(models.Model):

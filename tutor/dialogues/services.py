@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from celery import current_app
 from django.conf import settings
@@ -15,10 +15,15 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, connection,
 from django.utils import timezone
 
 from inference.prompts import ProblemContext, Turn, build_tutor_messages
+from inference.reply_stream import BlockedAttempt
+from pedagogy.guard import AnswerGuard
 from pedagogy.judges import Uncheckable, leaked_value
+from tutor.classes.models import Assignment, Classroom
 from tutor.retraining.services import serving_version, version_by_name
+from tutor.reviews import services as reviews
+from tutor.reviews.models import Flag
 
-from .models import AnswerAttempt, Message, TutoringSession
+from .models import AnswerAttempt, BlockedReply, Message, TutoringSession
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +128,12 @@ def store_student_message(
     return message, True
 
 
-def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
+def tutor_prompt(
+    session: TutoringSession, history: list[Turn] | None = None
+) -> list[dict[str, str]]:
     problem = session.problem
-    history = [Turn(role, text) for role, text in session.messages.values_list("role", "text")]
+    if history is None:
+        history = session_history(session)
     return build_tutor_messages(
         ProblemContext(
             text=problem.text, final_answer=problem.final_answer, solution=problem.solution
@@ -138,13 +146,30 @@ def tutor_prompt(session: TutoringSession) -> list[dict[str, str]]:
     )
 
 
+def session_history(session: TutoringSession) -> list[Turn]:
+    """The visible dialogue so far (blocked attempts are not part of it)."""
+    return [Turn(role, text) for role, text in session.messages.values_list("role", "text")]
+
+
+def reply_guard(session: TutoringSession, history: list[Turn]) -> AnswerGuard | None:
+    """The answer guard for the session's next reply (``TUTOR_GUARD``), which knows what the
+    student has already said: once they state the answer, the tutor may confirm it."""
+    if not settings.TUTOR_GUARD:
+        return None
+    problem = session.problem
+    return AnswerGuard(
+        final_answer=problem.final_answer,
+        problem_text=problem.text,
+        student_texts=[turn.text for turn in history if turn.role == Message.Role.STUDENT],
+        check_arithmetic=settings.TUTOR_GUARD_ARITHMETIC,
+    )
+
+
 def pedagogy_instructions(session: TutoringSession) -> list[str]:
     """Teacher instructions that apply to this session: the class's, then the assignment's.
 
     Each instruction is one non-blank line of the teacher's text. Free practice has none.
     """
-    from tutor.classes.models import Assignment, Classroom
-
     # Read fresh each turn (not from the session's cached relations), so that a teacher's edit
     # reaches sockets that are already open.
     texts = []
@@ -172,6 +197,9 @@ class TutorReply:
     completion_tokens: int | None = None
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
+    # How the answer guard let it through ("" without a guard), and the attempts it stopped.
+    guard: str = ""
+    blocked: list[BlockedAttempt] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -214,10 +242,31 @@ def store_tutor_reply(session: TutoringSession, reply: TutorReply) -> Message:
             completion_tokens=reply.completion_tokens,
             time_to_first_token_ms=reply.time_to_first_token_ms,
             duration_ms=reply.duration_ms,
+            guard=reply.guard,
         )
+        if reply.blocked:
+            store_blocked_attempts(message, reply.blocked)
         TutoringSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     queue_turn_check(message)
     return message
+
+
+def store_blocked_attempts(message: Message, attempts: list[BlockedAttempt]) -> None:
+    """Keep what the guard stopped (hidden from the student, shown to teachers, exported as
+    negative examples) and flag it for the teacher: one flag per reason on the message."""
+    rows = BlockedReply.objects.bulk_create(
+        BlockedReply(
+            message=message,
+            attempt=attempt.attempt,
+            text=attempt.text,
+            thinking=attempt.thinking,
+            reason=attempt.reason,
+            detail=attempt.detail[:300],
+        )
+        for attempt in attempts
+    )
+    for reason in dict.fromkeys(row.reason for row in rows):
+        reviews.flag_blocked_reply(message, [row for row in rows if row.reason == reason])
 
 
 CHECK_TUTOR_TURN_TASK = "tutor.dialogues.tasks.check_tutor_turn"
@@ -238,10 +287,11 @@ def check_turn(message: Message) -> bool | None:
     """Whether the tutor's message revealed the answer; stores the verdict.
 
     A turn that cannot be checked within the limits (pedagogy.bounded) keeps no verdict
-    (None) and is flagged for the teacher to read.
+    (None) and is flagged for the teacher to read. When the LLM judge is configured
+    (``TUTOR_JUDGE_BASE_URL``), it also judges the turn, in the dialogue before it, and its
+    verdicts are stored and flagged (``tutor.reviews.services.judge_tutor_turn``); the
+    returned value stays the rule judge's.
     """
-    from tutor.reviews.services import flag_answer_leak
-
     session = message.session
     earlier_student_texts = session.messages.filter(
         role=Message.Role.STUDENT, created_at__lte=message.created_at
@@ -255,12 +305,14 @@ def check_turn(message: Message) -> bool | None:
         )
     except Uncheckable as exc:
         logger.warning("tutor message %s could not be checked: %s", message.pk, exc.reason)
-        flag_answer_leak(message, uncheckable=exc.reason)
+        reviews.flag_answer_leak(message, uncheckable=exc.reason)
+        reviews.judge_tutor_turn(message)
         return None
     leaked = bool(value)
     Message.objects.filter(pk=message.pk).update(leaked_answer=leaked)
     if leaked:
-        flag_answer_leak(message, value)
+        reviews.flag_answer_leak(message, value)
+    reviews.judge_tutor_turn(message)
     return leaked
 
 
@@ -273,6 +325,7 @@ class StudentTurn:
     message: Message | None
     created: bool = False
     prompt: list[dict[str, str]] | None = None
+    guard: AnswerGuard | None = None
     announce: tuple[list[str], dict] | None = None
     closed: bool = False
 
@@ -284,8 +337,6 @@ def accept_student_message(
 
     The message is committed before the prompt exists, so it is stored before the model sees it.
     """
-    from tutor.reviews import services as reviews
-
     # Only the store is tried again on a new connection: it is one transaction (nothing
     # committed when it failed) and a resend is recognised by its client_id.
     message, created = on_a_live_connection(store_student_message, session, text, client_id)
@@ -297,12 +348,17 @@ def accept_student_message(
     announce = None
     try:
         flag = reviews.moderate_student_message(message)
-        if flag is not None and flag.severity == "high":
+        if flag is not None and flag.severity == Flag.Severity.HIGH:
             announce = reviews.notification(flag)
     except Exception:  # moderation must never cost the student their message
         logger.exception("moderation failed for message %s", message.pk)
+    history = session_history(session)
     return StudentTurn(
-        message=message, created=True, prompt=tutor_prompt(session), announce=announce
+        message=message,
+        created=True,
+        prompt=tutor_prompt(session, history),
+        guard=reply_guard(session, history),
+        announce=announce,
     )
 
 

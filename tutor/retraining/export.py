@@ -8,7 +8,9 @@ teacher ratings and session outcomes of the chosen classes and dates.
   (``training.dataset.is_heldout``, what evaluation measures on) are never trained on;
 - one ``rating`` record per teacher rating of a tutor turn (rubric scores, teacher move, the
   turn's text and the visible dialogue before it);
-- one ``outcome`` record per session (outcome, answer attempts, tutor turns, leaks).
+- one ``outcome`` record per session (outcome, answer attempts, tutor turns, leaks);
+- one ``blocked`` record per reply attempt the answer guard stopped (its text, why, and the
+  visible dialogue before it): negative examples the student never saw.
 
 Anonymised: people appear only as opaque ids (an HMAC keyed with the site's secret and the
 job), never usernames, names, or teachers' comments. What students typed is kept as typed.
@@ -141,7 +143,8 @@ def build_dataset(
             Prefetch(
                 "messages",
                 queryset=Message.objects.order_by("created_at", "id").prefetch_related(
-                    Prefetch("ratings", queryset=TurnRating.objects.order_by("created_at", "id"))
+                    Prefetch("ratings", queryset=TurnRating.objects.order_by("created_at", "id")),
+                    "blocked_replies",
                 ),
             ),
         )
@@ -185,6 +188,7 @@ def build_dataset(
         "problems_held_out": withheld,
         "ratings": sum(1 for r in result.records if r["kind"] == "rating"),
         "outcomes": sum(1 for r in result.records if r["kind"] == "outcome"),
+        "blocked": sum(1 for r in result.records if r["kind"] == "blocked"),
     }
     return result
 
@@ -200,6 +204,25 @@ def _session_records(session: TutoringSession, scope: str) -> list[dict[str, Any
         if message.role == Message.Role.TUTOR:
             tutor_turns += 1
             leaks += bool(message.leaked_answer)
+            for blocked in message.blocked_replies.all():
+                # What the answer guard stopped: a negative example (the model wrote it, the
+                # student never saw it).
+                records.append(
+                    {
+                        "kind": "blocked",
+                        "schema": SCHEMA,
+                        "problem_id": problem_id,
+                        "problem_text": session.problem.text,
+                        "dialogue": session_ref,
+                        "turn": tutor_turns,
+                        "attempt": blocked.attempt,
+                        "reason": blocked.reason,
+                        "detail": blocked.detail,
+                        "tutor_text": blocked.text,
+                        "history": list(history),
+                        "model_name": message.model_name,
+                    }
+                )
             for rating in message.ratings.all():
                 records.append(
                     {

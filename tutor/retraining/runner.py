@@ -36,6 +36,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from inference.client import ModelServerError
 from training.dataset import problem_to_dict
 from training.jobs import JobCancelled, Progress, TrainJobConfig
 from training.rollout import TRANSIENT_KINDS, InfrastructureFailure, failure_kind
+from tutor.reviews.services import judge_options, judge_teacher_agreement
 
 from . import export, services
 from .export import export_job_dataset
@@ -60,13 +62,33 @@ logger = logging.getLogger(__name__)
 LOG_CAP = 200_000  # characters of log kept per job (the newest)
 HISTORY_CAP = 20_000  # per-step entries kept per job
 
-MISSING = "missing"
-FINISHED = "finished"
-BUSY = "busy"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-RETRY = "retry"  # a transient failure: the task retries after infra_retry_delay()
+
+class RunState(StrEnum):
+    """What a delivery of a job or evaluation found or did.
+
+    The ``claim_*`` functions return ``START`` or ``RESUME`` (go on) or one of the others (stop
+    here); ``run_training`` and ``run_eval`` return any but ``START`` and ``RESUME``, which is
+    what their Celery tasks return too."""
+
+    MISSING = "missing"
+    FINISHED = "finished"
+    BUSY = "busy"
+    START = "start"
+    RESUME = "resume"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"  # a transient failure: the task retries after infra_retry_delay()
+
+
+# The outcomes by their own names, as the tasks and tests compare them.
+MISSING = RunState.MISSING
+FINISHED = RunState.FINISHED
+BUSY = RunState.BUSY
+SUCCEEDED = RunState.SUCCEEDED
+FAILED = RunState.FAILED
+CANCELLED = RunState.CANCELLED
+RETRY = RunState.RETRY
 
 MAX_INFRA_RETRY_SECONDS = 3600.0
 
@@ -294,7 +316,7 @@ def append_log(job_id: int, text: str) -> None:
             job.save(update_fields=["log"])
 
 
-def claim_training_job(job_id: int, task_id: str | None) -> tuple[str, TrainingJob | None]:
+def claim_training_job(job_id: int, task_id: str | None) -> tuple[RunState, TrainingJob | None]:
     """Decide what this delivery does with the job (see the module's docstring)."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
@@ -331,10 +353,10 @@ def claim_training_job(job_id: int, task_id: str | None) -> tuple[str, TrainingJ
                 "workdir",
             ]
         )
-        return ("resume" if resuming else "start"), job
+        return (RunState.RESUME if resuming else RunState.START), job
 
 
-def _finish(job_id: int, status: str, **fields) -> None:
+def _finish(job_id: int, status: TrainingJob.Status, **fields: Any) -> None:
     TrainingJob.objects.filter(pk=job_id).update(status=status, finished_at=_now(), **fields)
 
 
@@ -366,8 +388,8 @@ def _requeue_job(job_id: int, reason: str, attempt: int, retries: int) -> None:
 
 def run_training(
     job_id: int, task_id: str | None = None, *, attempt: int = 0, retries: int = 0
-) -> str:
-    """Run (or resume) one job to its end; returns what happened (the module's constants).
+) -> RunState:
+    """Run (or resume) one job to its end; returns what happened.
 
     ``attempt`` counts the retries after transient failures so far, ``retries`` how many are
     allowed (the Celery task passes them; a direct call fails at once)."""
@@ -377,7 +399,7 @@ def run_training(
             logger.info("job %s is running on a live worker; checking back later", job_id)
         return state
     assert job is not None
-    if state == "resume":
+    if state == RunState.RESUME:
         append_log(
             job.pk,
             f"the previous worker stopped answering; resuming from the last checkpoint "
@@ -393,6 +415,9 @@ def run_training(
             config = replace(
                 TrainJobConfig.from_dict(job.config), api_key=settings.TUTOR_MODEL_API_KEY
             )
+            if settings.TUTOR_TRAINING_JUDGE and config.judge is None:
+                # The LLM judge as the reward's style judge (its key is never stored on the job).
+                config = replace(config, judge=judge_options())
             train = import_string(settings.TUTOR_TRAINING_FUNCTION)
             result = train(
                 config,
@@ -492,7 +517,7 @@ class EvalReporter:
         self._last_beat = time.monotonic()
 
 
-def claim_eval_run(run_id: int, task_id: str | None) -> tuple[str, EvalRun | None]:
+def claim_eval_run(run_id: int, task_id: str | None) -> tuple[RunState, EvalRun | None]:
     with transaction.atomic():
         run = EvalRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
@@ -518,7 +543,7 @@ def claim_eval_run(run_id: int, task_id: str | None) -> tuple[str, EvalRun | Non
                 "celery_task_id",
             ]
         )
-        return "start", run
+        return RunState.START, run
 
 
 def evaluation_config(run: EvalRun) -> dict[str, Any]:
@@ -534,6 +559,7 @@ def evaluation_config(run: EvalRun) -> dict[str, Any]:
     config.setdefault(
         "extra_problems", [problem_to_dict(p) for p in export.heldout_bank_problems()]
     )
+    config["judge"] = judge_options()  # the LLM judge: TUTOR_JUDGE_* settings
     return config
 
 
@@ -567,7 +593,9 @@ def _fail_eval(run: EvalRun, reason: str, report: dict[str, Any] | None) -> None
         )
 
 
-def run_eval(run_id: int, task_id: str | None = None, *, attempt: int = 0, retries: int = 0) -> str:
+def run_eval(
+    run_id: int, task_id: str | None = None, *, attempt: int = 0, retries: int = 0
+) -> RunState:
     """Evaluate a version and store the report, headline and gate verdict.
 
     ``attempt`` and ``retries`` as for :func:`run_training`: a transient failure with retries
@@ -586,6 +614,8 @@ def run_eval(run_id: int, task_id: str | None = None, *, attempt: int = 0, retri
         EvalRun.objects.filter(pk=run.pk).update(config=config.to_dict())
         with reporter.writer:
             report = run_evaluation(config, progress=reporter.progress)
+        if config.judge is not None:  # the LLM judge against teachers, on this version's turns
+            report["judge_agreement"] = judge_teacher_agreement(version.messages.all())
         report = json_safe(report)
         run.report = report
         active = services.serving_version(None)

@@ -20,7 +20,7 @@ def _check_back_in() -> float:
     return settings.TUTOR_JOB_STALE_SECONDS + 1
 
 
-def _follow_up(task, outcome: str, infra_attempt: int) -> str:
+def _follow_up(task, outcome: runner.RunState, infra_attempt: int) -> str:
     """Retry the task when the runner asks for it; else return the outcome."""
     if outcome == runner.BUSY:
         raise task.retry(countdown=_check_back_in())
@@ -29,7 +29,7 @@ def _follow_up(task, outcome: str, infra_attempt: int) -> str:
             countdown=runner.infra_retry_delay(infra_attempt),
             kwargs={**(task.request.kwargs or {}), "infra_attempt": infra_attempt + 1},
         )
-    return outcome
+    return str(outcome)  # a plain string for the result backend
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)

@@ -29,7 +29,14 @@ admin_required = role_required(Role.ADMIN)
 LOG_TAIL_CHARS = 20_000
 CHART_POINTS = 1000  # per curve, sent every 2 s while a job runs
 CHART_METRICS = ("reward_mean", "solve_rate", "leak_rate", "kl")
-HEADLINE_METRICS = ("solve_gain", "leak_rate", "solve_after", "win_rate", "accuracy")
+HEADLINE_METRICS = (
+    "solve_gain",
+    "leak_rate",
+    "visible_leak_rate",
+    "solve_after",
+    "win_rate",
+    "accuracy",
+)
 
 
 def _iso(value):

@@ -51,6 +51,9 @@ class Flag(models.Model):
 
     class Kind(models.TextChoices):
         ANSWER_LEAK = "answer_leak", "Tutor revealed the answer"
+        BLOCKED_LEAK = "blocked_leak", "Guard blocked a reply that gave the answer"
+        FALSE_ARITHMETIC = "false_arithmetic", "Tutor stated false arithmetic"
+        PEDAGOGY = "pedagogy", "Judge: reply breaks the pedagogy rules"
         UNSAFE_CONTENT = "unsafe_content", "Unsafe content"
         TEACHER_REPORT = "teacher_report", "Reported by a teacher"
 
@@ -90,3 +93,30 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.severity})"
+
+
+class JudgeVerdict(models.Model):
+    """The LLM judge's verdict (inference/judge.py) on one tutor turn under one rule, stored
+    by the post-turn check; teachers see it in review. A turn the judge could not answer for
+    has no verdict."""
+
+    class Rule(models.TextChoices):
+        LEAK = "leak", "Does not leak the answer"
+        PEDAGOGY = "pedagogy", "Follows pedagogical values"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="judge_verdicts")
+    rule = models.CharField(max_length=16, choices=Rule.choices)
+    passed = models.BooleanField()
+    reasons = models.TextField(blank=True)
+    judge_model = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "rule"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "rule"], name="one_verdict_per_rule"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.passed else "failed"
+        return f"{self.rule} {outcome} on message {self.message_id}"

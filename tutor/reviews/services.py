@@ -9,18 +9,21 @@ the teacher of the session's class (group ``teacher-<id>``) and to platform admi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
+from inference.judge import JudgeConfig, JudgeError, Verdict
 from training.moderation import moderate
 from tutor.dialogues.models import Message, TutoringSession
 
-from .models import Flag, TeacherMove, TurnRating
+from .models import Flag, JudgeVerdict, TeacherMove, TurnRating
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +228,29 @@ def flag_answer_leak(message: Message, value: str = "", uncheckable: str = "") -
     return flag
 
 
+def flag_blocked_reply(message: Message, blocked: list) -> Flag:
+    """The answer guard stopped attempts at ``message`` (``BlockedReply`` rows of one reason):
+    the student never saw them, but the teacher should know the model tried. A blocked leak is
+    of medium severity (the model gave the answer away, the platform held it back); blocked
+    false arithmetic is low."""
+    problem = message.session.problem
+    reason = blocked[0].reason
+    found = ", ".join(repr(row.detail) for row in blocked[:3])
+    if reason == "false_arithmetic":
+        kind, severity = Flag.Kind.FALSE_ARITHMETIC, Flag.Severity.LOW
+        detail = f"The guard stopped {len(blocked)} attempt(s) stating false arithmetic: {found}."
+    else:
+        kind, severity = Flag.Kind.BLOCKED_LEAK, Flag.Severity.MEDIUM
+        detail = (
+            f"The guard stopped {len(blocked)} attempt(s) that gave away the final answer "
+            f"({problem.final_answer}): {found}. The student did not see them."
+        )
+    flag, _ = raise_flag(
+        message.session, kind, severity, message=message, category="guard", detail=detail
+    )
+    return flag
+
+
 def resolve_flag(flag: Flag, user) -> Flag:
     if flag.resolved_at is None:
         flag.resolved_at = timezone.now()
@@ -308,3 +334,171 @@ def mark_gave_away_answer(message: Message, rater) -> tuple[TurnRating, Flag]:
             flag.detail = f"{flag.detail}\n{confirmation}".strip()
             flag.save(update_fields=["detail"])
     return rating, flag
+
+
+# ---- the LLM judge ----------------------------------------------------------------------------
+
+
+def judge_options() -> dict | None:
+    """The LLM judge's settings as :class:`inference.judge.JudgeConfig` options (API key
+    included: keep the dict out of stored rows); None when the judge is off
+    (``TUTOR_JUDGE_BASE_URL`` empty)."""
+    if not settings.TUTOR_JUDGE_BASE_URL:
+        return None
+    return {
+        "base_url": settings.TUTOR_JUDGE_BASE_URL,
+        "model": settings.TUTOR_JUDGE_MODEL,
+        "api_key": settings.TUTOR_JUDGE_API_KEY,
+        "timeout": settings.TUTOR_JUDGE_TIMEOUT_SECONDS,
+        "max_tokens": settings.TUTOR_JUDGE_MAX_TOKENS,
+    }
+
+
+def judge_config() -> JudgeConfig | None:
+    """The LLM judge of the post-turn check, from settings; None when it is off."""
+    options = judge_options()
+    return JudgeConfig.from_dict(options) if options is not None else None
+
+
+# Turns of history the LLM judge is sent at most (inference.judge also caps the characters).
+JUDGE_HISTORY_TURNS = 40
+
+
+def judge_tutor_turn(message: Message) -> list[JudgeVerdict]:
+    """The post-turn check's LLM judge: its verdicts on a tutor turn, in the dialogue before
+    it, stored and flagged (:func:`record_judge_verdicts`); [] when the judge is off. A judge
+    that fails (timeout, down, nonsense) is logged and leaves no verdict: it never fails the
+    check, and the rule judge's verdict stands."""
+    from inference.judge import judge_turn
+    from inference.prompts import Turn
+
+    config = judge_config()
+    if config is None:
+        return []
+    session = message.session
+    earlier = session.messages.filter(created_at__lt=message.created_at).exclude(pk=message.pk)
+    newest = earlier.order_by("-created_at", "-id").values_list("role", "text")
+    history = [Turn(role=role, text=text) for role, text in reversed(newest[:JUDGE_HISTORY_TURNS])]
+    try:
+        verdicts = judge_turn(
+            config,
+            problem=session.problem.text,
+            final_answer=session.problem.final_answer,
+            history=history,
+            reply=message.text,
+        )
+        return record_judge_verdicts(message, verdicts)
+    except Exception:  # the judge is advisory: the post-turn check must finish without it
+        logger.exception("the LLM judge failed on message %s", message.pk)
+        return []
+
+
+def _judge_line(verdict: Verdict) -> str:
+    return f"LLM judge ({verdict.model}): {verdict.reasons or 'no reasons given'}"
+
+
+def record_judge_verdicts(
+    message: Message, verdicts: Mapping[str, Verdict | JudgeError]
+) -> list[JudgeVerdict]:
+    """Store the LLM judge's verdicts on a tutor turn (one per rule, replaced when judged
+    again) and flag the failed ones: a failed ``leak`` verdict raises the answer-leak flag, or
+    adds the judge's reasons to the one the rule judge raised; a failed ``pedagogy`` verdict
+    raises a low-severity pedagogy flag. A rule the judge gave no verdict on is logged and
+    leaves nothing."""
+    stored = []
+    for rule, verdict in verdicts.items():
+        if isinstance(verdict, JudgeError):
+            logger.warning(
+                "the LLM judge gave no %s verdict on message %s (%s): %s",
+                rule,
+                message.pk,
+                verdict.kind,
+                verdict,
+            )
+            continue
+        if rule not in JudgeVerdict.Rule.values:
+            continue
+        row, _ = JudgeVerdict.objects.update_or_create(
+            message=message,
+            rule=rule,
+            defaults={
+                "passed": verdict.passed,
+                "reasons": verdict.reasons,
+                "judge_model": verdict.model[:200],
+            },
+        )
+        stored.append(row)
+        if not verdict.passed:
+            _flag_judge_verdict(message, verdict)
+    return stored
+
+
+def _flag_judge_verdict(message: Message, verdict: Verdict) -> Flag:
+    line = _judge_line(verdict)
+    if verdict.rule == JudgeVerdict.Rule.LEAK:
+        kind, severity, category = Flag.Kind.ANSWER_LEAK, Flag.Severity.MEDIUM, "answer"
+        detail = f"The LLM judge found that the tutor gave the answer away. {line}"
+    else:
+        kind, severity, category = Flag.Kind.PEDAGOGY, Flag.Severity.LOW, "style"
+        detail = f"The LLM judge found that the reply breaks the pedagogy rules. {line}"
+    flag, created = raise_flag(
+        message.session, kind, severity, message=message, category=category, detail=detail
+    )
+    if not created and line not in flag.detail:  # raised by the rule judge or a teacher
+        flag.detail = f"{flag.detail}\n{line}".strip()
+        flag.save(update_fields=["detail"])
+    return flag
+
+
+def judge_verdict_payload(verdict: JudgeVerdict) -> dict:
+    return {
+        "message_id": verdict.message_id,
+        "rule": verdict.rule,
+        "rule_display": verdict.get_rule_display(),
+        "passed": verdict.passed,
+        "reasons": verdict.reasons,
+        "judge_model": verdict.judge_model,
+        "created_at": verdict.created_at.isoformat(),
+    }
+
+
+def visible_judge_verdicts(user) -> QuerySet[JudgeVerdict]:
+    """Verdicts on the sessions ``user`` may review (none for students)."""
+    if not can_review(user):
+        return JudgeVerdict.objects.none()
+    if user.is_platform_admin:
+        return JudgeVerdict.objects.all()
+    return JudgeVerdict.objects.filter(message__session__in=reviewable_sessions(user))
+
+
+def judge_teacher_agreement(messages: Iterable[Message] | QuerySet[Message] | None = None) -> dict:
+    """How far the LLM judge's ``leak`` verdicts agree with teachers' "gave the answer away"
+    ratings, over the tutor turns that have both (all of them, or those in ``messages``).
+
+    A turn counts as given away by the teachers when any rating of it says so
+    (``TurnRating.gave_away_answer``); a rating without that mark says it was not. Returns
+    ``{"kappa": Metric (Cohen's kappa, with "agreement"), "n", "judge_leak_rate",
+    "teacher_leak_rate"}``; with no such turn, kappa's value is None."""
+    from training.evaluation.metrics import kappa_metric  # numpy: only when asked
+
+    verdicts = JudgeVerdict.objects.filter(rule=JudgeVerdict.Rule.LEAK)
+    if messages is not None:
+        ids = messages.values("pk") if isinstance(messages, QuerySet) else [m.pk for m in messages]
+        verdicts = verdicts.filter(message__in=ids)
+    judged = dict(verdicts.values_list("message_id", "passed"))
+    teacher: dict[int, bool] = {}
+    ratings = TurnRating.objects.filter(message_id__in=list(judged)).values_list(
+        "message_id", "gave_away_answer"
+    )
+    for message_id, gave_away in ratings:
+        teacher[message_id] = teacher.get(message_id, False) or gave_away
+    both = sorted(teacher)
+    judge_leaks = [not judged[m] for m in both]
+    teacher_leaks = [teacher[m] for m in both]
+    n = len(both)
+    return {
+        "kappa": kappa_metric(judge_leaks, teacher_leaks),
+        "n": n,
+        "judge_leak_rate": sum(judge_leaks) / n if n else None,
+        "teacher_leak_rate": sum(teacher_leaks) / n if n else None,
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from django.core.paginator import Paginator
+from django.db import models
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,6 +31,14 @@ RUBRIC = [
     ("correct", "Correct"),
     ("encourages_thinking", "Encourages the student to think"),
 ]
+
+
+class FlagFilter(models.TextChoices):
+    """The flag list's status filter: a flag is open until resolved (``resolved_at``)."""
+
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    ALL = "all", "All"
 
 
 def _session_for(request: HttpRequest, session_id: int):
@@ -73,6 +82,8 @@ def review_session(request: HttpRequest, session_id: int) -> HttpResponse:
         session.messages.prefetch_related(
             Prefetch("ratings", queryset=my_ratings, to_attr="my_ratings"),
             "flags",
+            "blocked_replies",
+            "judge_verdicts",
         )
     )
     for message in messages:
@@ -102,11 +113,15 @@ def review_session(request: HttpRequest, session_id: int) -> HttpResponse:
 def session_ratings(request: HttpRequest, session_id: int) -> JsonResponse:
     session = _session_for(request, session_id)
     ratings = TurnRating.objects.filter(message__session=session).order_by("message_id", "id")
+    verdicts = services.visible_judge_verdicts(request.user).filter(message__session=session)
     return JsonResponse(
         {
             "session": session.pk,
             "outcome": session.outcome,
             "ratings": [services.rating_payload(r) for r in ratings],
+            "judge_verdicts": [
+                services.judge_verdict_payload(v) for v in verdicts.order_by("message_id", "rule")
+            ],
         }
     )
 
@@ -147,18 +162,18 @@ def gave_away_answer(request: HttpRequest, message_id: int) -> JsonResponse:
 @require_GET
 @role_required(*REVIEWERS)
 def flag_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "open")
+    status = request.GET.get("status", FlagFilter.OPEN)
     kind = request.GET.get("kind", "")
     severity = request.GET.get("severity", "")
     flags = services.visible_flags(request.user).select_related(
         "session__student", "session__problem", "session__classroom", "resolved_by"
     )
-    if status == "open":
+    if status == FlagFilter.OPEN:
         flags = flags.filter(resolved_at__isnull=True)
-    elif status == "resolved":
+    elif status == FlagFilter.RESOLVED:
         flags = flags.filter(resolved_at__isnull=False)
     else:
-        status = "all"
+        status = FlagFilter.ALL
     if kind in Flag.Kind.values:
         flags = flags.filter(kind=kind)
     else:
