@@ -25,6 +25,18 @@ database under a temporary folder, or on ``$DATABASE_URL`` when it is set (e.g. 
 its benchmark users and sessions are deleted afterwards); ``$REDIS_URL`` is honoured too.
 Without ``--vllm-url`` a vLLM server is started with ``inference.launcher.VLLMServer`` on
 ``--model-dir`` (prepare it with ``python -m inference.prepare_model``).
+
+The answer guard's cost (``--compare-guard``)::
+
+    .venv/bin/python benchmarks/chat_latency.py --compare-guard --concurrency 1 8 32
+
+starts a second platform server on the same database with ``TUTOR_GUARD=false`` (the first
+runs with ``TUTOR_GUARD=true``) and adds a third batch to every round (``noguard``), the order
+of the three rotating from round to round. It reports guard-on against guard-off and each
+against direct vLLM. How much text the guard holds back is not visible over the socket: it is
+measured by replaying every direct reply's streamed deltas, with their arrival times, through
+``pedagogy.guard.AnswerGuard(...).start()`` for the benchmark's problem (characters held after
+each delta, and how long each character waits before it is released).
 """
 
 from __future__ import annotations
@@ -409,12 +421,23 @@ async def platform_batch(
 
 
 async def direct_batch(
-    client, model: str, prompt: list[dict], max_tokens: int, n: int, limit_s: float
+    client,
+    model: str,
+    prompt: list[dict],
+    max_tokens: int,
+    n: int,
+    limit_s: float,
+    chunks: list[list[tuple[float, str]]] | None = None,
 ) -> tuple[float, list[Reply]]:
+    """N direct streams at once. ``chunks``, when given, receives each reply's content deltas
+    as (ms from the send, text), for the guard replay (:func:`guard_hold`)."""
     go = asyncio.Event()
 
     async def one() -> Reply:
         reply = Reply(ttft_ms=None, end_ms=None)
+        pieces: list[tuple[float, str]] = []
+        if chunks is not None:
+            chunks.append(pieces)
         await go.wait()
         t0 = time.perf_counter()
         try:
@@ -433,6 +456,7 @@ async def direct_batch(
                         if text:
                             if reply.ttft_ms is None:
                                 reply.ttft_ms = (time.perf_counter() - t0) * 1000
+                            pieces.append(((time.perf_counter() - t0) * 1000, text))
                             reply.frames += 1
                             reply.chars += len(text)
                     if chunk.usage is not None:
@@ -449,6 +473,60 @@ async def direct_batch(
     go.set()
     replies = await asyncio.wait_for(asyncio.gather(*tasks), limit_s)
     return time.perf_counter() - started, list(replies)
+
+
+def guard_hold(chunks: list[tuple[float, str]], guard_factory) -> dict[str, float | int | bool]:
+    """Replay one streamed reply through the answer guard: the characters held back after each
+    delta (most and mean), and how long each released character waited between its arrival
+    and its release (most and mean, ms; text still held at the end waits until the last
+    delta). ``guard_factory()`` returns a fresh ``pedagogy.guard.AnswerGuard``. A reply the
+    guard would stop is replayed up to the violation (``stopped``)."""
+    checker = guard_factory().start()
+    arrivals: list[float] = []  # arrival time of every character not yet released
+    held_after: list[int] = []
+    waits: list[float] = []
+    released = 0
+    stopped = False
+    last_ms = chunks[-1][0] if chunks else 0.0
+    for at_ms, text in chunks:
+        arrivals.extend([at_ms] * len(text))
+        release = checker.feed(text)
+        if release.violation is not None:
+            stopped = True
+            break
+        out = len(release.text)
+        waits.extend(at_ms - arrivals[i] for i in range(released, released + out))
+        released += out
+        held_after.append(len(checker.text) - checker.released)
+    if not stopped:
+        release = checker.finish()
+        if release.violation is None:
+            out = len(release.text)
+            waits.extend(last_ms - arrivals[i] for i in range(released, released + out))
+    return {
+        "deltas": len(held_after),
+        "held_chars_max": max(held_after, default=0),
+        "held_chars_mean": sum(held_after) / len(held_after) if held_after else 0.0,
+        "held_ms_max": max(waits, default=0.0),
+        "held_ms_mean": sum(waits) / len(waits) if waits else 0.0,
+        "stopped": stopped,
+    }
+
+
+def summarize_hold(replays: list[dict]) -> dict[str, float | int | None]:
+    """The guard replays of one N together: held characters after a delta (most; mean over
+    all deltas) and the wait of a released character (most; mean over all characters)."""
+    deltas = sum(r["deltas"] for r in replays)
+    return {
+        "replies": len(replays),
+        "stopped": sum(1 for r in replays if r["stopped"]),
+        "held_chars_max": max((r["held_chars_max"] for r in replays), default=None),
+        "held_chars_mean": (
+            sum(r["held_chars_mean"] * r["deltas"] for r in replays) / deltas if deltas else None
+        ),
+        "held_ms_max": max((r["held_ms_max"] for r in replays), default=None),
+        "held_ms_mean_per_reply_median": percentile([r["held_ms_mean"] for r in replays], 0.5),
+    }
 
 
 # ---- summary -------------------------------------------------------------------------------------
@@ -548,7 +626,10 @@ def print_table(
     platform_s: dict,
     direct_s: dict,
     intervals: dict[str, tuple[float, float] | None],
+    labels: tuple[str, str] = ("platform", "direct"),
 ) -> dict:
+    """Print one side against the other (``labels``: their names) and return the ratios."""
+    first, second = labels
     ttft_ratio = ratio(platform_s["ttft_ms_median"], direct_s["ttft_ms_median"])
     p95_ratio = ratio(platform_s["ttft_ms_p95"], direct_s["ttft_ms_p95"])
     end_ratio = ratio(platform_s["end_ms_median"], direct_s["end_ms_median"])
@@ -564,12 +645,13 @@ def print_table(
         ("errors", "errors", None),
     ]
     say("")
-    say(f"== N = {n}  ({platform_s['replies']} platform / {direct_s['replies']} direct replies)")
+    say(f"== N = {n}  ({platform_s['replies']} {first} / {direct_s['replies']} {second} replies)")
     interval_of = {
         "ttft_ms_median": intervals.get("ttft_median_ratio"),
         "tokens_per_s": intervals.get("throughput_ratio"),
     }
-    say(f"   {'':24}{'platform':>12}{'direct':>12}{'plat/direct':>13}   95% interval")
+    short = f"{first[:8]}/{second[:8]}" if labels != ("platform", "direct") else "plat/direct"
+    say(f"   {'':24}{first:>12}{second:>12}{short:>13}   95% interval")
     for label, key, r in rows:
         band = interval_of.get(key)
         band_text = f"   [{band[0]:.3f}, {band[1]:.3f}]" if band else ""
@@ -578,7 +660,7 @@ def print_table(
             f"{fmt(r, '.3f'):>13}{band_text}"
         )
     say("   * median over the batches of completion tokens / batch wall time")
-    say("   intervals: bootstrap over rounds (a platform batch with its direct batch)")
+    say(f"   intervals: bootstrap over rounds (a {first} batch with its {second} batch)")
     breakdown = platform_s.get("breakdown_ms_median")
     if breakdown:
         say(
@@ -716,6 +798,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=2, help="reruns of a noisy pair")
     parser.add_argument("--batch-timeout", type=float, default=600.0)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between batches")
+    parser.add_argument(
+        "--compare-guard",
+        action="store_true",
+        help="also run a platform server with TUTOR_GUARD=false (the first gets TUTOR_GUARD="
+        "true): guard on against guard off against direct vLLM, and the text the guard holds",
+    )
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--keep-temp", action="store_true", help="keep logs and the database")
     args = parser.parse_args(argv)
@@ -793,7 +881,12 @@ async def measure(
     env: dict[str, str],
     vllm_pid: int | None,
     discarded: list[Batch],
+    noguard_server: PlatformServer | None = None,
+    holds: dict[int, list[dict]] | None = None,
 ) -> list[Batch]:
+    """The batches of every round. With ``noguard_server`` (``--compare-guard``) each round
+    has a third batch on it (kind ``noguard``) and ``holds`` receives, per N, the guard
+    replay of every direct reply (:func:`guard_hold`)."""
     import httpx
     from openai import AsyncOpenAI
 
@@ -815,19 +908,45 @@ async def measure(
             return await login(server.url, username, password)
 
     cookies = await asyncio.gather(*(login_one(u) for u in fixtures["usernames"]))
+    noguard_cookies: list[str] = []
+    if noguard_server is not None:
 
-    monitor.pids = [server.process.pid] if server.process is not None else []
+        async def login_noguard(username: str) -> str:
+            async with limit:
+                return await login(noguard_server.url, username, password)
+
+        noguard_cookies = await asyncio.gather(*(login_noguard(u) for u in fixtures["usernames"]))
+
+    servers = [s for s in (server, noguard_server) if s is not None]
+    monitor.pids = [s.process.pid for s in servers if s.process is not None]
     if vllm_pid is not None:
         monitor.pids.append(vllm_pid)
 
-    async def run_platform(key: str, n: int, rnd: int) -> Batch:
+    def servers_cpu() -> float:
+        return sum(s.cpu_seconds() for s in servers)
+
+    guard_factory = None
+    if holds is not None:
+        from pedagogy.guard import AnswerGuard
+
+        problem = load_fixture_problem()
+
+        def guard_factory() -> AnswerGuard:
+            return AnswerGuard(
+                final_answer=problem["final_answer"],
+                problem_text=problem["text"],
+                student_texts=[args.message],
+            )
+
+    async def run_platform(key: str, n: int, rnd: int, kind: str = "platform") -> Batch:
         ids = fixtures["sessions"][key]
-        cpu0, own0, noise0 = server.cpu_seconds(), own_cpu(), monitor.snapshot()
+        target, jar = (server, cookies) if kind == "platform" else (noguard_server, noguard_cookies)
+        cpu0, own0, noise0 = target.cpu_seconds(), own_cpu(), monitor.snapshot()
         wall, replies = await platform_batch(
-            server.url, cookies[:n], ids, args.message, args.batch_timeout
+            target.url, jar[:n], ids, args.message, args.batch_timeout
         )
         noise = monitor.foreign_cores(noise0, monitor.snapshot())
-        server_cpu, client_cpu = server.cpu_seconds() - cpu0, own_cpu() - own0
+        server_cpu, client_cpu = target.cpu_seconds() - cpu0, own_cpu() - own0
         stored = run_fixtures("report", {"sessions": ids}, env)["messages"]
         by_session = {m["session"]: m for m in stored}
         for reply in replies:
@@ -839,19 +958,22 @@ async def measure(
             reply.prompt_tokens = row["prompt_tokens"]
             reply.server_ttft_ms = row["time_to_first_token_ms"]
             reply.server_duration_ms = row["duration_ms"]
-        batch = Batch("platform", n, rnd, wall, replies, server_cpu, client_cpu)
+        batch = Batch(kind, n, rnd, wall, replies, server_cpu, client_cpu)
         batch.foreign_cores = noise if vllm_pid is not None else None
         return batch
 
     async def run_direct(n: int, rnd: int) -> Batch:
-        cpu0, own0, noise0 = server.cpu_seconds(), own_cpu(), monitor.snapshot()
+        cpu0, own0, noise0 = servers_cpu(), own_cpu(), monitor.snapshot()
+        chunks: list[list[tuple[float, str]]] | None = [] if guard_factory else None
         wall, replies = await direct_batch(
-            direct, model, prompt, args.max_tokens, n, args.batch_timeout
+            direct, model, prompt, args.max_tokens, n, args.batch_timeout, chunks
         )
         noise = monitor.foreign_cores(noise0, monitor.snapshot())
-        server_cpu, client_cpu = server.cpu_seconds() - cpu0, own_cpu() - own0
+        server_cpu, client_cpu = servers_cpu() - cpu0, own_cpu() - own0
         batch = Batch("direct", n, rnd, wall, replies, server_cpu, client_cpu)
         batch.foreign_cores = noise if vllm_pid is not None else None
+        if guard_factory is not None and holds is not None and rnd > 0:
+            holds.setdefault(n, []).extend(guard_hold(c, guard_factory) for c in chunks or [])
         return batch
 
     def report(batch: Batch) -> None:
@@ -871,6 +993,8 @@ async def measure(
     say("... warming up (one reply each way; not counted)")
     await monitor.wait_quiet(args.quiet_cores, args.quiet_wait)
     report(await run_platform("warmup", 1, 0))
+    if noguard_server is not None:
+        report(await run_platform("g0-warmup", 1, 0, "noguard"))
     report(await run_direct(1, 0))
 
     batches: list[Batch] = []
@@ -878,7 +1002,12 @@ async def measure(
         for index, n in enumerate(args.concurrency):
             if rnd > rounds_for(args, n):
                 continue
-            order = ["platform", "direct"] if (rnd + index) % 2 else ["direct", "platform"]
+            if noguard_server is None:
+                order = ["platform", "direct"] if (rnd + index) % 2 else ["direct", "platform"]
+            else:  # each kind first, second and third in turn
+                kinds = ["platform", "noguard", "direct"]
+                turn = (rnd + index) % 3
+                order = kinds[turn:] + kinds[:turn]
             for attempt in range(args.retries + 1):
                 again = f", attempt {attempt + 1}" if attempt else ""
                 say(f"--- round {rnd}/{rounds_for(args, n)}, N = {n}{again}")
@@ -888,6 +1017,8 @@ async def measure(
                     await monitor.wait_quiet(args.quiet_cores, args.quiet_wait)
                     if kind == "platform":
                         batch = await run_platform(f"r{rnd}-n{n}-a{attempt}", n, rnd)
+                    elif kind == "noguard":
+                        batch = await run_platform(f"g0-r{rnd}-n{n}-a{attempt}", n, rnd, "noguard")
                     else:
                         batch = await run_direct(n, rnd)
                     report(batch)
@@ -907,6 +1038,56 @@ async def measure(
                 discarded.extend(pair)
     await direct.close()
     return batches
+
+
+def guard_comparison(
+    n: int, batches: list[Batch], holds: dict[int, list[dict]], resamples: int
+) -> dict:
+    """Guard on (``platform``) against guard off (``noguard``), guard off against direct, and
+    the text the guard holds back (replays of the direct replies), printed and returned."""
+    of = {
+        kind: [b for b in batches if b.kind == kind and b.concurrency == n]
+        for kind in ("platform", "noguard", "direct")
+    }
+    on, off, direct = (summarize(of[k]) for k in ("platform", "noguard", "direct"))
+    on_off = print_table(
+        n,
+        on,
+        off,
+        ratio_intervals(of["platform"], of["noguard"], resamples),
+        ("guard on", "guard off"),
+    )
+    off_direct = print_table(
+        n,
+        off,
+        direct,
+        ratio_intervals(of["noguard"], of["direct"], resamples),
+        ("guard off", "direct"),
+    )
+    hold = summarize_hold(holds.get(n, []))
+    say(
+        f"   held back by the guard (direct replies replayed, {hold['replies']} replies): "
+        f"at most {hold['held_chars_max']} characters, mean {fmt(hold['held_chars_mean'], '.2f')}"
+        f" after a delta; a character waits at most {fmt(hold['held_ms_max'])} ms, median of the "
+        f"per-reply means {fmt(hold['held_ms_mean_per_reply_median'], '.2f')} ms"
+        + (f"; {hold['stopped']} replies would have been stopped" if hold["stopped"] else "")
+    )
+    return {
+        "noguard": off,
+        "guard_on_vs_off": on_off,
+        "guard_off_vs_direct": off_direct,
+        "guard_hold": hold,
+    }
+
+
+def load_fixture_problem() -> dict:
+    """The problem ``benchmarks/_fixtures.py`` gives every benchmark session."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_fixtures", FIXTURES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.PROBLEM)
 
 
 def batch_record(batch: Batch) -> dict:
@@ -991,6 +1172,8 @@ def main(argv: list[str] | None = None) -> int:
                 for r in range(1, rounds_for(args, n) + 1)
                 for a in range(args.retries + 1)
             ]
+            if args.compare_guard:  # sessions for the guard-off server's batches
+                batches_spec += [{**b, "key": f"g0-{b['key']}"} for b in batches_spec]
             say(
                 "... database: "
                 + ("$DATABASE_URL" if external_db else f"throwaway SQLite {env['DATABASE_URL']}")
@@ -1008,17 +1191,35 @@ def main(argv: list[str] | None = None) -> int:
                 env,
             )
             server_log = tmp / "platform.log"
+            guard_env = {"TUTOR_GUARD": "true"} if args.compare_guard else {}
             platform_server = stack.enter_context(
-                PlatformServer(env, server_log, workers=args.web_workers, app=args.asgi_app)
+                PlatformServer(
+                    {**env, **guard_env}, server_log, workers=args.web_workers, app=args.asgi_app
+                )
             )
             say(f"platform at {platform_server.url} (log {server_log})")
+            noguard_server = None
+            if args.compare_guard:
+                noguard_log = tmp / "platform-noguard.log"
+                noguard_server = stack.enter_context(
+                    PlatformServer(
+                        {**env, "TUTOR_GUARD": "false"},
+                        noguard_log,
+                        workers=args.web_workers,
+                        app=args.asgi_app,
+                    )
+                )
+                say(f"platform with TUTOR_GUARD=false at {noguard_server.url} (log {noguard_log})")
             platform_cpus = cpu_list(args.platform_cpus)
             if platform_cpus:
                 pin_tree(platform_server.process.pid, platform_cpus)
+                if noguard_server is not None:
+                    pin_tree(noguard_server.process.pid, platform_cpus)
                 pin_tree(os.getpid(), platform_cpus)
                 say(f"platform server and benchmark clients pinned to CPUs {sorted(platform_cpus)}")
 
             discarded: list[Batch] = []
+            holds: dict[int, list[dict]] | None = {} if args.compare_guard else None
             batches = asyncio.run(
                 measure(
                     args,
@@ -1030,6 +1231,8 @@ def main(argv: list[str] | None = None) -> int:
                     env,
                     vllm_pid,
                     discarded,
+                    noguard_server,
+                    holds,
                 )
             )
 
@@ -1054,6 +1257,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(prompt_tokens) > 1:
                 say(f"   WARNING: prompt token counts differ: {sorted(prompt_tokens)}")
             per_n[str(n)] = {"platform": plat, "direct": dire, "comparison": comparison}
+            if args.compare_guard:
+                per_n[str(n)].update(guard_comparison(n, batches, holds or {}, args.bootstrap))
         results = {
             "config": {
                 key: (str(value) if isinstance(value, Path) else value)

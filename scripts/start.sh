@@ -6,7 +6,8 @@
 # Environment: TUTOR_HOST (127.0.0.1), TUTOR_PORT (8000), VLLM_PORT (8001), TUTOR_MODEL (a local
 # HF folder or hub id; default: the prepared SmolLM2), TUTOR_MODEL_BASE_URL (use an existing
 # OpenAI-compatible server instead of starting vLLM), TUTOR_VLLM_NICE (10: vLLM's niceness beside
-# the web server), DATABASE_URL and REDIS_URL (production).
+# the web server), DATABASE_URL and REDIS_URL (production), TUTOR_DEMO_CLASSROOM (1: seed the
+# demo teacher's class with three weeks of history, once; 0: skip it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,10 @@ export DJANGO_SETTINGS_MODULE=tutor.settings
 
 echo "==> database"
 $PY manage.py migrate --noinput
-$PY manage.py seed_demo
+# Demo accounts, the starter problems and (unless TUTOR_DEMO_CLASSROOM=0) the demo class: each
+# created once. --evaluate-base queues the base version's first evaluation, which the training
+# worker below runs in the background once vLLM is up.
+$PY manage.py seed_demo --evaluate-base | tee "$LOGS/seed.log"
 
 pids=()
 cleanup() {
@@ -79,6 +83,20 @@ cat <<MSG
     student, student2   students
     teacher             teacher
     admin               admin (also /admin/)
+MSG
+case "${TUTOR_DEMO_CLASSROOM:-1}" in
+  0|[Ff][Aa][Ll][Ss][Ee]|[Nn][Oo]|[Oo][Ff][Ff]) ;;  # opted out: seed_demo skipped the class
+  *) cat <<MSG
+  Demo class "Grade 7 maths (demo)": log in as teacher, open Classes, then its dashboard,
+  Review and Flags; student and student2 are in it with three weeks of history.
+MSG
+esac
+if grep -q "^queued .*evaluation" "$LOGS/seed.log"; then cat <<MSG
+  The base version's first evaluation runs in the background (minutes on a CPU; progress at
+  /retraining/versions/ as admin, log: ${LOGS}/celery-training.log).
+MSG
+fi
+cat <<MSG
   Logs are in ${LOGS}/. Press Ctrl-C to stop.
 
 MSG

@@ -19,5 +19,9 @@ echo "==> mypy"
 echo "==> eslint"
 npm run --prefix frontend --silent lint
 
+echo "==> docker compose files (against the Compose specification: Docker cannot run here)"
+.venv/bin/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml \
+  docker/compose.gpu-training.yaml
+
 echo "==> pytest"
 exec .venv/bin/python -m pytest "$@"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ class DatasetError(ValueError):
     """The dataset file is malformed or holds no problem."""
 
 
-def problem_to_dict(problem: RolloutProblem) -> dict[str, Any]:
-    return {
+def problem_to_dict(problem: RolloutProblem, solve_rate: float | None = None) -> dict[str, Any]:
+    """A problem line; ``solve_rate`` (the student's calibrated rate alone, see
+    :mod:`training.calibration`) is written only when known, so files stay as they were."""
+    data: dict[str, Any] = {
         "kind": "problem",
         "problem_id": problem.problem_id,
         "text": problem.text,
@@ -37,6 +39,19 @@ def problem_to_dict(problem: RolloutProblem) -> dict[str, Any]:
         "instructions": list(problem.instructions),
         "student": problem.student.to_dict() if problem.student else None,
     }
+    if solve_rate is not None:
+        data["solve_rate"] = float(solve_rate)
+    return data
+
+
+def solve_rate_of(data: dict[str, Any]) -> float | None:
+    """A problem line's calibrated solve rate: None when absent (older files) or not a rate
+    in [0, 1]."""
+    rate = data.get("solve_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        return None
+    rate = float(rate)
+    return rate if 0.0 <= rate <= 1.0 else None
 
 
 def problem_from_dict(data: dict[str, Any]) -> RolloutProblem:
@@ -67,6 +82,8 @@ def category_of(problem: RolloutProblem) -> str:
 class Dataset:
     problems: list[RolloutProblem]
     records: list[dict[str, Any]] = field(default_factory=list)  # ratings, outcomes, ...
+    # Calibrated solve rates by problem id, for the problems that have one.
+    solve_rates: dict[str, float] = field(default_factory=dict)
 
     def by_category(self) -> dict[str, list[RolloutProblem]]:
         grouped: dict[str, list[RolloutProblem]] = {}
@@ -79,15 +96,19 @@ def write_dataset(
     path: str | Path,
     problems: Iterable[RolloutProblem],
     records: Iterable[dict[str, Any]] = (),
+    solve_rates: Mapping[str, float | None] | None = None,
 ) -> int:
-    """Write problems then other records; returns the number of problem lines."""
+    """Write problems then other records; returns the number of problem lines.
+    ``solve_rates`` (by problem id) adds each known rate to its problem's line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         for problem in problems:
-            handle.write(json.dumps(problem_to_dict(problem), ensure_ascii=False) + "\n")
+            rate = (solve_rates or {}).get(problem.problem_id)
+            line = problem_to_dict(problem, rate)
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
             count += 1
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -98,6 +119,7 @@ def write_dataset(
 def read_dataset(path: str | Path) -> Dataset:
     problems: list[RolloutProblem] = []
     records: list[dict[str, Any]] = []
+    rates: dict[str, float] = {}
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -109,12 +131,16 @@ def read_dataset(path: str | Path) -> Dataset:
             if not isinstance(data, dict):
                 raise DatasetError(f"{path}:{number}: expected an object")
             if data.get("kind") == "problem":
-                problems.append(problem_from_dict(data))
+                problem = problem_from_dict(data)
+                problems.append(problem)
+                rate = solve_rate_of(data)
+                if rate is not None:
+                    rates[problem.problem_id] = rate
             else:
                 records.append(data)
     if not problems:
         raise DatasetError(f"{path} holds no problem to train on")
-    return Dataset(problems=problems, records=records)
+    return Dataset(problems=problems, records=records, solve_rates=rates)
 
 
 #: Share of MathDial problems kept out of training, for evaluation (a fixed hash split).

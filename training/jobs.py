@@ -71,6 +71,13 @@ class TrainJobConfig:
     # inference.judge.JudgeConfig (base_url, model, api_key, timeout, max_tokens, ...). None:
     # off, only the rule judge penalises. Its api_key is never stored either.
     judge: dict[str, Any] | None = None
+    # The informative band (training.calibration): steps draw only problems whose calibrated
+    # solve rate lies in [band_low, band_high] while enough of them exist; problems without a
+    # rate stay eligible.
+    band_low: float = 0.01
+    band_high: float = 0.60
+    # The simulated student may use calc() (training.calculator) in its final solutions.
+    calculator: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Every option but the API keys (the dict is stored on the job and in checkpoints)."""

@@ -45,6 +45,7 @@ from inference.prompts import ProblemContext, Turn, build_tutor_messages
 from inference.reply_stream import ReplyResult, ReplyStream
 from inference.thinking import split_thinking
 from pedagogy.guard import AnswerGuard
+from training.calculator import apply_calculator
 from training.simulated_student import (
     StudentProfile,
     build_final_solution_messages,
@@ -537,14 +538,17 @@ async def final_solutions(
     *,
     max_tokens: int | None = None,
     chat: ChatFn = openai_chat,
+    calculator: bool = False,
 ) -> list[str]:
     """Sample ``k`` post-dialogue solutions from the student (one request with ``n=k``) and
     store them on the dialogue. A failed dialogue gets none; an endpoint failure is recorded
-    on the dialogue and gives []."""
+    on the dialogue and gives []. With ``calculator`` the student may write ``calc(...)``,
+    and the stored solutions have each call replaced by its value
+    (:func:`training.calculator.apply_calculator`)."""
     if dialogue.failed or k < 1:
         return []
     messages = build_final_solution_messages(
-        dialogue.problem.text, dialogue.student, dialogue.history()
+        dialogue.problem.text, dialogue.student, dialogue.history(), calculator=calculator
     )
     dialogue.final_messages = messages
     clock = time.perf_counter()
@@ -563,7 +567,8 @@ async def final_solutions(
         return []
     finally:
         dialogue.final_s = time.perf_counter() - clock
-    dialogue.final_solutions = [c.text for c in completions[:k]]
+    texts = [c.text for c in completions[:k]]
+    dialogue.final_solutions = [apply_calculator(t) for t in texts] if calculator else texts
     return dialogue.final_solutions
 
 
@@ -592,6 +597,7 @@ async def run_rollouts(
     chat: ChatFn = openai_chat,
     hidden_planning: bool = False,
     guard_retries: int | None = None,
+    calculator: bool = False,
 ) -> list[Dialogue]:
     """Roll out every problem ``group_size`` times (a GRPO group shares the problem and the
     student; samples differ by seed), at most ``concurrency`` rollouts at a time, each with its
@@ -621,7 +627,9 @@ async def run_rollouts(
                 hidden_planning=hidden_planning,
                 guard_retries=guard_retries,
             )
-            await final_solutions(dialogue, k, max_tokens=final_max_tokens, chat=chat)
+            await final_solutions(
+                dialogue, k, max_tokens=final_max_tokens, chat=chat, calculator=calculator
+            )
         if progress is not None:
             async with lock:
                 done += 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from inference.prompts import Turn
+from training.calculator import CALCULATOR_INSTRUCTION
 
 if TYPE_CHECKING:
     from training.data.mathdial import MathDialRecord
@@ -185,9 +186,18 @@ FINAL_SOLUTION_INSTRUCTION = (
 
 
 def build_final_solution_messages(
-    problem_text: str, student: StudentProfile, history: Sequence[Turn]
+    problem_text: str,
+    student: StudentProfile,
+    history: Sequence[Turn],
+    *,
+    calculator: bool = False,
 ) -> list[dict[str, str]]:
-    """Chat messages for the student's post-dialogue solution (sampled k times)."""
+    """Chat messages for the student's post-dialogue solution (sampled k times). With
+    ``calculator`` the student is told it may write ``calc(...)``; the caller then evaluates
+    the calls (:func:`training.calculator.apply_calculator`) before reading the answer."""
+    instruction = FINAL_SOLUTION_INSTRUCTION
+    if calculator:
+        instruction = f"{instruction} {CALCULATOR_INSTRUCTION}"
     system = "\n\n".join(
         [
             f"You are {student.name}, a school student. {student.profile.strip()}",
@@ -196,7 +206,7 @@ def build_final_solution_messages(
     )
     user = (
         f"Here is your conversation with your tutor:\n\n{_transcript(history, student.name)}"
-        f"\n\n{FINAL_SOLUTION_INSTRUCTION}\n\n## The problem\n{problem_text.strip()}"
+        f"\n\n{instruction}\n\n## The problem\n{problem_text.strip()}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 

@@ -258,6 +258,11 @@ TUTOR_MAX_FRAME_BYTES = env.int("TUTOR_MAX_FRAME_BYTES", 16384)
 # Per-user limits (docs/protocol.md): each is answered with an error frame or page.
 TUTOR_RATE_MESSAGES_PER_MINUTE = env.int("TUTOR_RATE_MESSAGES_PER_MINUTE", 20)
 TUTOR_RATE_ANSWERS_PER_MINUTE = env.int("TUTOR_RATE_ANSWERS_PER_MINUTE", 10)
+# Teachers writing problems: answer checks ("try an answer", saves) per minute, imports per hour.
+TUTOR_RATE_PROBLEM_CHECKS_PER_MINUTE = env.int("TUTOR_RATE_PROBLEM_CHECKS_PER_MINUTE", 30)
+TUTOR_RATE_PROBLEM_IMPORTS_PER_HOUR = env.int("TUTOR_RATE_PROBLEM_IMPORTS_PER_HOUR", 20)
+# Students rating tutor replies (thumbs up or down) per minute.
+TUTOR_RATE_RATINGS_PER_MINUTE = env.int("TUTOR_RATE_RATINGS_PER_MINUTE", 30)
 TUTOR_MAX_ANSWER_ATTEMPTS = env.int("TUTOR_MAX_ANSWER_ATTEMPTS", 30)
 TUTOR_RATE_JOIN_CODES_PER_HOUR = env.int("TUTOR_RATE_JOIN_CODES_PER_HOUR", 10)
 # Checking an answer (or a tutor turn for a leak) runs in a pool of processes that is killed
@@ -315,6 +320,85 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+# ---- accounts (issue 15: sign-up, rosters, password reset, single sign-on; tutor/accounts) ----
+# Sign-up with a class join code: every try counts per address (a class signing up behind one
+# school address fits), and this many wrong codes lock an address out for an hour.
+TUTOR_RATE_SIGNUPS_PER_HOUR = env.int("TUTOR_RATE_SIGNUPS_PER_HOUR", 60)
+TUTOR_SIGNUP_CODE_FAILURES_PER_HOUR = env.int("TUTOR_SIGNUP_CODE_FAILURES_PER_HOUR", 10)
+# Password reset mails, per requesting address and per recipient.
+TUTOR_RATE_PASSWORD_RESETS_PER_HOUR = env.int("TUTOR_RATE_PASSWORD_RESETS_PER_HOUR", 5)
+# A roster CSV (tutor/classes/roster.py): refused whole past these.
+TUTOR_ROSTER_MAX_BYTES = env.int("TUTOR_ROSTER_MAX_BYTES", 64 * 1024)
+TUTOR_ROSTER_MAX_ROWS = env.int("TUTOR_ROSTER_MAX_ROWS", 200)
+# Accounts with a teacher-issued password reach only the password change page until they
+# choose their own (after authentication, before django-axes' middleware, which stays last).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("axes.middleware.AxesMiddleware"),
+    "tutor.accounts.middleware.PasswordChangeRequiredMiddleware",
+)
+# Mail (password reset): printed on the console unless an SMTP server is named.
+EMAIL_HOST = env.str("EMAIL_HOST", "")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env.int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", not EMAIL_USE_SSL and EMAIL_PORT == 587)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", 10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Math tutor <tutor@localhost>")
+# Single sign-on through django-allauth (OpenID Connect, e.g. Google): on when a client id is
+# set. Off, allauth is neither installed nor routed. New users it creates are students with no
+# class; accounts are never matched by email (a provider's address cannot take over a teacher's
+# account).
+TUTOR_SSO_CLIENT_ID = env.str("TUTOR_SSO_CLIENT_ID", "")
+TUTOR_SSO_CLIENT_SECRET = env.str("TUTOR_SSO_CLIENT_SECRET", "")
+TUTOR_SSO = env.bool("TUTOR_SSO", bool(TUTOR_SSO_CLIENT_ID))
+TUTOR_SSO_PROVIDER_ID = env.str("TUTOR_SSO_PROVIDER_ID", "google")
+TUTOR_SSO_NAME = env.str("TUTOR_SSO_NAME", "Google")
+TUTOR_SSO_SERVER_URL = env.str("TUTOR_SSO_SERVER_URL", "https://accounts.google.com")
+if TUTOR_SSO:
+    if not (TUTOR_SSO_CLIENT_ID and TUTOR_SSO_CLIENT_SECRET):
+        raise ValueError("TUTOR_SSO needs TUTOR_SSO_CLIENT_ID and TUTOR_SSO_CLIENT_SECRET")
+    INSTALLED_APPS += [
+        "allauth",
+        "allauth.account",
+        "allauth.socialaccount",
+        "allauth.socialaccount.providers.openid_connect",
+    ]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("axes.middleware.AxesMiddleware"),
+        "allauth.account.middleware.AccountMiddleware",
+    )
+    AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
+    SOCIALACCOUNT_ONLY = True  # allauth's own local sign-up, login and reset pages are off
+    ACCOUNT_EMAIL_VERIFICATION = "none"
+    SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+    SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+    SOCIALACCOUNT_AUTO_SIGNUP = True
+    SOCIALACCOUNT_STORE_TOKENS = False
+    ACCOUNT_ADAPTER = "tutor.accounts.sso_adapters.AccountAdapter"
+    SOCIALACCOUNT_ADAPTER = "tutor.accounts.sso_adapters.SocialAccountAdapter"
+    SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "OAUTH_PKCE_ENABLED": True,
+            "APPS": [
+                {
+                    "provider_id": TUTOR_SSO_PROVIDER_ID,
+                    "name": TUTOR_SSO_NAME,
+                    "client_id": TUTOR_SSO_CLIENT_ID,
+                    "secret": TUTOR_SSO_CLIENT_SECRET,
+                    "settings": {"server_url": TUTOR_SSO_SERVER_URL},
+                }
+            ],
+        }
+    }
+# ---- end of accounts ----
 
 LOGGING = {
     "version": 1,

@@ -9,11 +9,14 @@ const RECONNECT_MAX_MS = 8000;
 const PING_INTERVAL_MS = 25000;
 const ERROR_VISIBLE_MS = 6000;
 const DEFAULT_MAX_CHARS = 2000;
+const DEFAULT_MAX_REASON_CHARS = 300;
 
 // Error codes that end the conversation on this page (sent right before a 44xx close).
 const FATAL_ERROR_CODES = new Set(['unauthenticated', 'forbidden', 'not_found']);
 // Error codes that do not mean "your message was rejected" even when they carry a client_id.
 const NON_REJECTING_CODES = new Set(['model_unavailable', 'model_failed']);
+// Error codes a `rate` frame may get (they never concern a message being sent).
+const RATING_ERROR_CODES = new Set(['unknown_message', 'rate_limited', 'bad_frame', 'too_long']);
 
 const CLOSE_MESSAGES = {
   4401: 'You are not logged in. Log in again and reload this page.',
@@ -28,6 +31,8 @@ const ERROR_MESSAGES = {
   model_unavailable: 'The tutor is not available right now. Your message is saved; try again shortly.',
   model_failed: 'The tutor stopped unexpectedly. What it wrote so far is saved.',
   session_closed: 'This session is closed. Start a new session to keep practising.',
+  unknown_message: 'That reply cannot be rated.',
+  ambiguous_answer: 'Please give just one answer.',
   unauthenticated: CLOSE_MESSAGES[4401],
   forbidden: CLOSE_MESSAGES[4403],
   not_found: CLOSE_MESSAGES[4404],
@@ -110,6 +115,9 @@ function startChat(root) {
     awaitingAnswer: false,
     attemptCount: 0,
     maxChars: Number.isFinite(initialMax) && initialMax > 0 ? initialMax : DEFAULT_MAX_CHARS,
+    maxReasonChars: DEFAULT_MAX_REASON_CHARS,
+    // message id (string) -> the student's stored rating { helpful, reason } of that reply
+    ratings: new Map(),
   };
 
   // ---------------------------------------------------------------- status, errors, controls
@@ -218,6 +226,9 @@ function startChat(root) {
     delete li.dataset.streaming;
     li.removeAttribute('aria-busy');
     renderInto(bodyOf(li), message.text ?? '');
+    if (li.dataset.role === 'tutor' && message.id != null && String(message.text ?? '').trim()) {
+      ensureRating(li);
+    }
     if (message.partial) {
       li.dataset.partial = 'true';
       setMeta(li, 'message__partial', '(stopped)', 'Only part of this reply was written (stopped or interrupted).');
@@ -242,6 +253,118 @@ function startChat(root) {
     if (id == null) return null;
     const key = String(id);
     return findMessage((li) => li.dataset.messageId === key);
+  }
+
+  // ---------------------------------------------------------------- ratings of tutor replies
+
+  function rememberRating(rating) {
+    if (!rating || typeof rating !== 'object' || rating.message_id == null) return null;
+    const stored = { helpful: rating.helpful === true, reason: typeof rating.reason === 'string' ? rating.reason : '' };
+    state.ratings.set(String(rating.message_id), stored);
+    return stored;
+  }
+
+  /** Thumbs up / down and an optional reason under a stored tutor reply (built once). */
+  function ensureRating(li) {
+    let box = li.querySelector(':scope > .message__rating');
+    if (!box) {
+      box = makeEl('div', 'message__rating');
+      box.setAttribute('role', 'group');
+      box.setAttribute('aria-label', 'Rate this reply');
+      const up = makeEl('button', 'rating__button rating__button--up', '👍');
+      up.type = 'button';
+      up.dataset.helpful = 'true';
+      up.setAttribute('aria-label', 'This reply helped');
+      up.title = 'This reply helped';
+      const down = makeEl('button', 'rating__button rating__button--down', '👎');
+      down.type = 'button';
+      down.dataset.helpful = 'false';
+      down.setAttribute('aria-label', 'This reply did not help');
+      down.title = 'This reply did not help';
+      const form = makeEl('form', 'rating__reason');
+      form.hidden = true;
+      const inputId = `rating-reason-${li.dataset.messageId}`;
+      const label = makeEl('label', 'visually-hidden', 'Why? (optional)');
+      label.htmlFor = inputId;
+      const input = makeEl('input', 'rating__reason-input');
+      input.id = inputId;
+      input.name = 'reason';
+      input.autocomplete = 'off';
+      input.placeholder = 'Why? (optional)';
+      const save = makeEl('button', 'rating__reason-save', 'Send');
+      save.type = 'submit';
+      form.append(label, input, save);
+      const status = makeEl('span', 'rating__status');
+      status.setAttribute('role', 'status');
+      box.append(up, down, form, status);
+      for (const button of [up, down]) {
+        button.addEventListener('click', () => sendRating(li, button.dataset.helpful === 'true'));
+      }
+      form.addEventListener('submit', (event) => {
+        event.preventDefault();
+        const current = state.ratings.get(li.dataset.messageId);
+        if (current) sendRating(li, current.helpful);
+      });
+      // After the body, before any "(stopped)" marker.
+      bodyOf(li).after(box);
+    }
+    const input = box.querySelector('.rating__reason-input');
+    if (input) input.maxLength = state.maxReasonChars;
+    showRating(li);
+  }
+
+  function showRating(li) {
+    const box = li.querySelector(':scope > .message__rating');
+    if (!box) return;
+    const rating = state.ratings.get(li.dataset.messageId);
+    box.dataset.rated = rating ? String(rating.helpful) : '';
+    for (const button of box.querySelectorAll('.rating__button')) {
+      button.setAttribute('aria-pressed', String(Boolean(rating) && String(rating.helpful) === button.dataset.helpful));
+    }
+    const form = box.querySelector('.rating__reason');
+    const input = box.querySelector('.rating__reason-input');
+    if (form) form.hidden = !rating;
+    // Typing is kept; the stored reason fills an empty box.
+    if (rating && input && document.activeElement !== input && !input.value) input.value = rating.reason;
+  }
+
+  function sendRating(li, helpful) {
+    const messageId = Number.parseInt(li.dataset.messageId || '', 10);
+    if (!Number.isFinite(messageId)) return;
+    const input = li.querySelector('.rating__reason-input');
+    const reason = input ? input.value.trim() : '';
+    if (charLength(reason) > state.maxReasonChars) {
+      showError(`Your reason is too long (${charLength(reason)} of ${state.maxReasonChars} characters).`);
+      return;
+    }
+    if (!sendFrame({ type: 'rate', message_id: messageId, helpful, reason })) {
+      showError('Not connected right now, so your rating was not sent. Try again in a moment.');
+      return;
+    }
+    const box = li.querySelector(':scope > .message__rating');
+    if (box) box.dataset.pending = 'true';
+  }
+
+  function onRated(rating) {
+    const stored = rememberRating(rating);
+    if (!stored) return;
+    const li = findByMessageId(rating.message_id);
+    if (!li) return;
+    const box = li.querySelector(':scope > .message__rating');
+    if (box) {
+      delete box.dataset.pending;
+      const input = box.querySelector('.rating__reason-input');
+      if (input) input.value = stored.reason;
+      const status = box.querySelector('.rating__status');
+      if (status) status.textContent = stored.reason ? 'Thanks for telling us why.' : 'Thanks! Tell us why, if you like.';
+    }
+    showRating(li);
+  }
+
+  function clearPendingRatings() {
+    els.transcript.querySelectorAll('.message__rating[data-pending]').forEach((box) => {
+      delete box.dataset.pending;
+    });
   }
 
   // ---------------------------------------------------------------- socket
@@ -366,6 +489,9 @@ function startChat(root) {
       case 'answer.result':
         onAnswerResult(frame);
         break;
+      case 'rated':
+        onRated(frame.rating);
+        break;
       case 'error':
         onError(frame);
         break;
@@ -377,6 +503,11 @@ function startChat(root) {
   function onSession(frame) {
     const limit = Number(frame.limits?.max_message_chars);
     if (Number.isFinite(limit) && limit > 0) state.maxChars = limit;
+
+    const reasonLimit = Number(frame.limits?.max_rating_reason_chars);
+    if (Number.isFinite(reasonLimit) && reasonLimit > 0) state.maxReasonChars = reasonLimit;
+    state.ratings.clear();
+    for (const rating of Array.isArray(frame.ratings) ? frame.ratings : []) rememberRating(rating);
 
     cancelStream();
     const messages = Array.isArray(frame.messages) ? frame.messages : [];
@@ -521,7 +652,7 @@ function startChat(root) {
     else delete els.outcome.dataset.outcome;
   }
 
-  function renderOutcome(attempt, session) {
+  function renderOutcome(attempt, session, feedback) {
     if (!els.outcome) return;
     const parts = [];
     if (attempt && typeof attempt === 'object') {
@@ -533,6 +664,10 @@ function startChat(root) {
         result.append(' ', makeEl('span', 'outcome__answer', `Your answer: ${attempt.answer}`));
       }
       parts.push(result);
+      // Why a right value did not count (e.g. "simplest form"): plain text, never markup.
+      if (typeof feedback === 'string' && feedback.trim()) {
+        parts.push(makeEl('p', 'outcome__feedback', feedback.trim()));
+      }
     }
     if (state.attemptCount > 0) {
       const n = state.attemptCount;
@@ -548,7 +683,7 @@ function startChat(root) {
     state.awaitingAnswer = false;
     state.attemptCount += 1;
     applySession(frame.session);
-    renderOutcome(frame.attempt || null, frame.session);
+    renderOutcome(frame.attempt || null, frame.session, frame.feedback);
     if (frame.attempt && !frame.attempt.correct && els.answerInput && !els.answerInput.disabled) {
       els.answerInput.select();
     }
@@ -587,6 +722,7 @@ function startChat(root) {
       state.awaitingAnswer = false; // e.g. a bad answer frame
     }
     if (code === 'busy' || code === 'model_unavailable') state.stopping = false;
+    if (RATING_ERROR_CODES.has(code)) clearPendingRatings();
     updateControls();
   }
 

@@ -14,7 +14,7 @@ import pytest
 from inference.adapters import list_models
 from tests.conftest import E2E_MODEL_NAME
 from training.jobs import TrainJobConfig
-from tutor.retraining import services
+from tutor.retraining import jobs, services
 from tutor.retraining.models import EvalRun, ModelVersion, TrainingJob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -68,7 +68,7 @@ def test_a_job_trains_registers_evaluates_and_serves_its_adapter(
         total_steps=config.steps,
         include_problem_bank=True,
     )
-    services.queue_training_job(job)
+    jobs.queue_training_job(job)
 
     job = wait_for(
         lambda: TrainingJob.objects.filter(pk=job.pk).exclude(status__in=["queued", "running"])

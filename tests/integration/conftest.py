@@ -15,6 +15,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
+def student(make_user):
+    return make_user("stu")
+
+
+@pytest.fixture
+def tutoring_session(student, problem):
+    """A session of ``student`` on ``problem``, in no classroom."""
+    from tutor.dialogues.models import TutoringSession
+
+    return TutoringSession.objects.create(student=student, problem=problem)
+
+
+@pytest.fixture
 def model_server(settings):
     with ScriptedModelServer() as server:
         settings.TUTOR_MODEL_BASE_URL = server.base_url

@@ -7,28 +7,10 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
 from tests.support.scripted_model_server import slow_word
+from tests.support.sockets import receive_until
 from tutor.dialogues.models import Message, TutoringSession
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def student(make_user):
-    return make_user("stu")
-
-
-@pytest.fixture
-def tutoring_session(student, problem):
-    return TutoringSession.objects.create(student=student, problem=problem)
-
-
-async def receive_until(communicator, frame_type, wait=10, collect=None):
-    while True:
-        frame = await communicator.receive_json_from(timeout=wait)
-        if collect is not None:
-            collect.append(frame)
-        if frame["type"] == frame_type:
-            return frame
 
 
 def stored(session, **filters):

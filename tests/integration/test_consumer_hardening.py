@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async as sync_to_async
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.sockets import receive_until
 from tutor.dialogues.consumers import TutorConsumer
 from tutor.dialogues.models import AnswerAttempt, Message, TutoringSession
 
@@ -31,17 +32,9 @@ ERROR_CODES = {
     "model_unavailable",
     "model_failed",
     "internal",
+    "ambiguous_answer",
+    "unknown_message",
 }
-
-
-@pytest.fixture
-def student(make_user):
-    return make_user("stu")
-
-
-@pytest.fixture
-def tutoring_session(student, problem):
-    return TutoringSession.objects.create(student=student, problem=problem)
 
 
 @pytest.fixture(autouse=True)
@@ -51,15 +44,6 @@ def clear_limits():
     cache.clear()
     yield
     cache.clear()
-
-
-async def receive_until(ws, frame_type, wait=10, collect=None):
-    while True:
-        frame = await ws.receive_json_from(timeout=wait)
-        if collect is not None:
-            collect.append(frame)
-        if frame["type"] == frame_type:
-            return frame
 
 
 async def opened(connect, session, user):
@@ -254,11 +238,14 @@ _json_value = st.recursive(
 _frame = st.one_of(
     # well-typed frames with hostile values
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["message", "answer", "stop", "ping"])},
+        {"type": st.sampled_from(["message", "answer", "stop", "ping", "rate"])},
         optional={
             "text": st.one_of(st.text(max_size=300), _json_value),
             "answer": st.one_of(st.text(max_size=80), _json_value),
             "client_id": st.one_of(st.uuids().map(str), st.text(max_size=40), _json_value),
+            "message_id": st.one_of(st.integers(), _json_value),
+            "helpful": _json_value,
+            "reason": st.one_of(st.text(max_size=400), _json_value),
         },
     ).map(json.dumps),
     # any JSON at all, and text that is not JSON
@@ -303,6 +290,7 @@ def test_any_frames_get_well_formed_answers(frames, connect, model_server, stude
                 "reply.delta",
                 "reply.end",
                 "answer.result",
+                "rated",
                 "error",
                 "pong",
             }

@@ -5,8 +5,8 @@ layer to a teacher's socket open in this process."""
 import pytest
 from celery import shared_task
 from channels.db import database_sync_to_async as sync_to_async
-from channels.testing import WebsocketCommunicator
 
+from tests.support.sockets import teacher_socket
 from tutor.classes.models import Classroom
 from tutor.dialogues.models import Message, TutoringSession
 from tutor.dialogues.tasks import check_tutor_turn
@@ -34,21 +34,6 @@ def session(make_user, teacher, problem):
     return TutoringSession.objects.create(
         student=make_user("stu"), problem=problem, classroom=classroom
     )
-
-
-async def teacher_socket(user, session_cookie) -> WebsocketCommunicator:
-    from tutor.asgi import application
-
-    cookie = await sync_to_async(session_cookie)(user)
-    headers = [
-        (b"origin", b"http://testserver"),
-        (b"host", b"testserver"),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    communicator = WebsocketCommunicator(application, "/ws/teacher/", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    return communicator
 
 
 async def test_a_worker_process_alerts_the_teacher_socket_of_this_process(

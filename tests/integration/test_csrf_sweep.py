@@ -18,6 +18,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 STUDENT, TEACHER, ADMIN = "student", "teacher", "admin"
 POST_AS = {
     "home": STUDENT,
+    "signup": STUDENT,
+    "password_change": STUDENT,
+    "password_reset": STUDENT,
+    "password_reset_confirm": STUDENT,
+    "classes:roster_import": TEACHER,
+    "problems:create": TEACHER,
+    "problems:edit": TEACHER,
+    "problems:import": TEACHER,
+    "problems:check": TEACHER,
+    "problems:archive": TEACHER,
+    "problems:restore": TEACHER,
     "login": STUDENT,
     "logout": STUDENT,
     "healthz": STUDENT,

@@ -9,7 +9,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from training.knowledge_tracing import fit_bkt, mastery_trajectory
+from pedagogy.knowledge_tracing import fit_bkt, mastery_trajectory
 from tutor.classes.models import Assignment, Classroom, Enrollment
 from tutor.dialogues.models import AnswerAttempt, Message, TutoringSession
 from tutor.problems.models import Problem

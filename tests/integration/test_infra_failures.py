@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from inference.adapters import AdapterPathError
+from inference.adapter_errors import AdapterPathError
 from tests.support.adapters import write_adapter
+from tests.support.mathdial import write_mathdial
 from tests.support.retraining import GOOD, finished_eval
 from tests.support.scripted_model_server import ScriptedModelServer
 from training.jobs import TrainJobConfig
@@ -30,18 +31,6 @@ from tutor.retraining.tasks import run_evaluation_task, run_training_job_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-ROWS = [
-    {
-        "qid": qid,
-        "question": f"A bag holds {n} marbles. How many marbles are in 2 bags?",
-        "ground_truth": f"{n}*2={2 * n}\n {2 * n}",
-        "student_incorrect_solution": f"{n}+2={n + 2}\n {n + 2}",
-        "student_profile": "Zoe is a 6th grade student.",
-        "teacher_described_confusion": "",
-        "conversation": "",
-    }
-    for qid, n in ((1, 3), (2, 4), (4, 5))  # held-out ids (training.dataset.is_heldout)
-]
 CAUSE = "cannot reach the model server"
 
 
@@ -80,8 +69,7 @@ def job(admin, make_user, problem) -> TrainingJob:
 def eval_run(version, job, tmp_path) -> EvalRun:
     """The evaluation that follows ``job``: three interactive items, one request each when
     the server is down (the student's solutions before any tutoring)."""
-    mathdial = tmp_path / "mathdial.jsonl"
-    mathdial.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    mathdial = write_mathdial(tmp_path)
     config = {
         "tasks": ["interactive"],
         "limit": 3,

@@ -13,8 +13,8 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mathd
 
 
 def test_seed_demo_creates_accounts_and_the_starter_bank():
-    call_command("seed_demo", stdout=StringIO())
-    call_command("seed_demo", stdout=StringIO())  # idempotent
+    call_command("seed_demo", "--no-classroom", stdout=StringIO())
+    call_command("seed_demo", "--no-classroom", stdout=StringIO())  # idempotent
     from tutor.accounts.models import User
 
     assert dict(User.objects.values_list("username", "role")) == {

@@ -13,10 +13,10 @@ import kombu.pools
 import pytest
 import redis
 from channels.db import database_sync_to_async as sync_to_async
-from channels.testing import WebsocketCommunicator
 
 from tests.conftest import celery_worker
 from tests.support.faults import RedisServer, receive_until, reply_lease_released
+from tests.support.sockets import teacher_socket
 from tutor.celery import app
 from tutor.classes.models import Classroom
 from tutor.dialogues.models import Message, TutoringSession
@@ -81,21 +81,6 @@ def student(make_user):
 @pytest.fixture
 def tutoring_session(student, problem, classroom):
     return TutoringSession.objects.create(student=student, problem=problem, classroom=classroom)
-
-
-async def teacher_socket(user, session_cookie) -> WebsocketCommunicator:
-    from tutor.asgi import application
-
-    cookie = await sync_to_async(session_cookie)(user)
-    headers = [
-        (b"origin", b"http://testserver"),
-        (b"host", b"testserver"),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    communicator = WebsocketCommunicator(application, "/ws/teacher/", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    return communicator
 
 
 def checked(message_id: int, seconds: float = 20) -> bool:

@@ -7,7 +7,7 @@ from django.urls import reverse
 from tests.support.retraining import GOOD, LEAKY, finished_eval, make_version
 from tutor.classes.models import Classroom
 from tutor.dialogues.models import TutoringSession
-from tutor.retraining import services
+from tutor.retraining import jobs, services
 from tutor.retraining.models import EvalRun, Promotion, TrainingJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -23,7 +23,7 @@ def no_publishing(monkeypatch, settings):
     """Tasks are not published from these tests (test_retraining_tasks covers them), and no
     model server is asked to load anything."""
     published = []
-    short = {services.TRAINING_TASK: "train", services.EVALUATION_TASK: "eval"}
+    short = {jobs.TRAINING_TASK: "train", jobs.EVALUATION_TASK: "eval"}
 
     class Result:
         id = "task-id"
@@ -32,7 +32,7 @@ def no_publishing(monkeypatch, settings):
         published.append((short[name], args))
         return Result()
 
-    monkeypatch.setattr(services, "publish_task", publish)
+    monkeypatch.setattr(jobs, "publish_task", publish)
     settings.TUTOR_MODEL_BASE_URL = "http://127.0.0.1:9/v1"
     return published
 
@@ -312,7 +312,7 @@ def test_versions_table_chart_data_and_compare(client, admin, world):
 
 
 def test_long_histories_are_thinned_for_the_charts(client, admin, world):
-    from tutor.retraining.views import thin
+    from tutor.retraining.payloads import thin
 
     history = [{"step": s, "kl": s} for s in range(1, 5001)]
     kept = thin(history, 1000)

@@ -26,7 +26,7 @@ from tests.support.scripted_model_server import ScriptedModelServer
 from training.jobs import TrainJobConfig
 from tutor.celery import app
 from tutor.dialogues.models import TutoringSession
-from tutor.retraining import runner, services
+from tutor.retraining import jobs, runner, services
 from tutor.retraining.models import EvalRun, ModelVersion, TrainingJob
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -51,7 +51,7 @@ def queued_evals(monkeypatch):
     """Evaluations the runner queues, instead of publishing them."""
     started = []
     monkeypatch.setattr(
-        services, "start_evaluation", lambda version, user=None, **kw: started.append(version)
+        jobs, "start_evaluation", lambda version, user=None, **kw: started.append(version)
     )
     return started
 
@@ -112,7 +112,7 @@ def test_cancel_stops_a_running_job_at_its_next_step(job, queued_evals, monkeypa
     while TrainingJob.objects.get(pk=job.pk).step < 2:
         assert time.monotonic() < deadline, "the job made no progress"
         time.sleep(0.1)
-    services.request_cancel(job)
+    jobs.request_cancel(job)
     job.refresh_from_db()
     assert job.status == "running" and job.cancel_requested  # its worker is alive
     thread.join(30)
@@ -125,7 +125,7 @@ def test_cancel_stops_a_running_job_at_its_next_step(job, queued_evals, monkeypa
 
 
 def test_cancelling_a_queued_job_ends_it_before_it_starts(job, queued_evals):
-    services.request_cancel(job)
+    jobs.request_cancel(job)
     job.refresh_from_db()
     assert job.status == "cancelled"
     assert runner.run_training(job.pk) == runner.FINISHED
@@ -177,9 +177,9 @@ def test_progress_after_a_resume_drops_the_redone_steps(job):
     from training.jobs import Progress
 
     job.history = [{"step": s, "reward_mean": s} for s in (1, 2, 3, 4)]
-    runner.apply_progress(job, Progress(step=2, total_steps=5))
+    jobs.apply_progress(job, Progress(step=2, total_steps=5))
     assert [h["step"] for h in job.history] == [1, 2]
-    runner.apply_progress(job, Progress(step=3, total_steps=5, metrics={"kl": float("inf")}))
+    jobs.apply_progress(job, Progress(step=3, total_steps=5, metrics={"kl": float("inf")}))
     assert job.history[-1] == {"step": 3, "kl": None}
 
 
@@ -283,7 +283,7 @@ def test_the_task_runs_on_a_worker_of_the_training_queue(job, fake_evaluation, s
         celery_worker("training"),
     ):
         settings.TUTOR_TRAINING_BASE_URL = server.base_url
-        services.queue_training_job(job)  # publishes at once: no transaction is open
+        jobs.queue_training_job(job)  # publishes at once: no transaction is open
         job = wait_for(
             lambda: TrainingJob.objects.filter(pk=job.pk, status="succeeded").first(),
             60,
@@ -326,7 +326,7 @@ def test_a_killed_worker_does_not_lose_the_job(job, tmp_path, settings):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        services.queue_training_job(job)
+        jobs.queue_training_job(job)
         calls = Path(settings.TUTOR_TRAINING_DIR) / f"job-{job.pk}" / "calls.txt"
         wait_for(
             lambda: TrainingJob.objects.get(pk=job.pk).step >= 3,

@@ -25,6 +25,7 @@ from django.utils import timezone
 from tests.support.retraining import GOOD, finished_eval, make_version
 from tutor.classes.models import Assignment, Classroom, Enrollment
 from tutor.dialogues.models import Message, TutoringSession
+from tutor.problems.models import ProblemCalibration
 from tutor.retraining import services as retraining_services
 from tutor.retraining.models import Promotion, TrainingJob
 from tutor.reviews.models import Flag, TurnRating
@@ -95,9 +96,12 @@ def build_world(make_user, problem) -> dict[str, Any]:
     access_log = AccessLog.objects.create(**access)
     failure_log = AccessFailureLog.objects.create(**access)
 
+    calibration = ProblemCalibration.objects.create(
+        problem=problem, student_model="smollm2-135m-instruct", k=8, solve_rate=0.25
+    )
     objects = [
         group, student, problem, session, classroom, enrollment, assignment, rating, flag,
-        version, promotion, job, eval_run, attempt, access_log, failure_log,
+        version, promotion, job, eval_run, attempt, access_log, failure_log, calibration,
     ]  # fmt: skip
     return {
         "users": {
@@ -198,6 +202,8 @@ def _value(world, route: str, name: str):
         "job_id": world["job"].pk,
         "version_id": world["version"].pk,
         "eval_id": world["eval_run"].pk,
+        "uidb64": "MQ",
+        "token": "not-a-token",
         # The admin's own arguments.
         "app_label": "classes",
         "url": "no-such-admin-page/",
@@ -288,6 +294,24 @@ EXPECTED: dict[str, dict[str, Any]] = {
     # Another student's session is "not found"; staff review sessions on the review pages.
     "dialogues:chat": row(LOGIN, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
     "classes:join": STUDENT_ONLY_POST,
+    # Accounts: sign-up with a class code (signed-in users go home), password change and reset.
+    "signup": row(OK, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
+    "password_change": row(LOGIN, OK, OK, OK, OK),
+    "password_change_done": row(LOGIN, OK, OK, OK, OK),
+    "password_reset": everyone(OK),
+    "password_reset_done": everyone(OK),
+    "password_reset_confirm": everyone(OK),
+    "password_reset_complete": everyone(OK),
+    "classes:roster_import": CLASS_PAGE,
+    # Teachers' own problems (the world's problem is a bank problem: editable by admins only).
+    "problems:list": STAFF_PAGE,
+    "problems:create": STAFF_PAGE,
+    "problems:import": STAFF_PAGE,
+    "problems:detail": STAFF_PAGE,
+    "problems:edit": row(LOGIN, FORBIDDEN, NOT_FOUND, NOT_FOUND, OK),
+    "problems:check": CLASS_POST,
+    "problems:archive": CLASS_POST,
+    "problems:restore": CLASS_POST,
     "classes:start_problem": STUDENT_ONLY_POST,
     # Classes: a teacher's own (another teacher's class is "not found"), every class for admins.
     "classes:list": STAFF_PAGE,
@@ -345,6 +369,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
     ),
     "admin:axes_accesslog_add": row(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, FORBIDDEN),
     "admin:axes_accessfailurelog_add": row(
+        ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, FORBIDDEN
+    ),
+    # Problem calibrations are measured (manage.py calibrate_problems), never typed in.
+    "admin:problems_problemcalibration_add": row(
+        ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, FORBIDDEN
+    ),
+    "admin:problems_problemcalibration_delete": row(
         ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, FORBIDDEN
     ),
 }

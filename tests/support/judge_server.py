@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 
 from aiohttp import web
+
+from tests.support.threaded_app import ThreadedApp
 
 
 def verdict(decision: str, reasons: str = "") -> str:
@@ -40,10 +40,11 @@ def _chunk(text: str | None = None, finish: str | None = None) -> bytes:
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-class FakeJudgeServer:
+class FakeJudgeServer(ThreadedApp):
     """Run with ``with FakeJudgeServer() as server: server.base_url``."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict] = []
         self.answers: dict[str, str] = {
             "leak": verdict("OK", "The tutor asks a question."),
@@ -53,18 +54,6 @@ class FakeJudgeServer:
         self.status = 200  # another status: answer with that error
         self.endless = False  # stream chunks until the client goes away
         self.chunk_chars = 7
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     @staticmethod
     def rule_of(body: dict) -> str:
@@ -113,27 +102,7 @@ class FakeJudgeServer:
             pass
         return response
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> FakeJudgeServer:
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
+        return app

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 
 from aiohttp import web
+
+from tests.support.threaded_app import ThreadedApp
 
 NORMAL_CHUNKS = [
     "<thi",
@@ -71,10 +71,11 @@ def _chunk(text: str | None = None, finish: str | None = None, usage: dict | Non
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-class ScriptedModelServer:
+class ScriptedModelServer(ThreadedApp):
     """Run with ``with ScriptedModelServer() as server: server.base_url``."""
 
     def __init__(self, served_models: set[str] | None = None, api_key: str | None = None) -> None:
+        super().__init__()
         self.requests: list[dict] = []
         self.served_models = served_models
         self.api_key = api_key
@@ -102,18 +103,6 @@ class ScriptedModelServer:
         # "[queued]": seconds of silence before the first chunk, as a busy vLLM server sends
         # nothing until it schedules a request
         self.queue_seconds = 1.0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def _in_outage(self) -> bool:
         if self.outage is None or self.chat_requests <= self.outage_after:
@@ -239,30 +228,10 @@ class ScriptedModelServer:
         self.served_models.discard(body["lora_name"])
         return web.Response(text="Success")
 
-    def _serve(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/load_lora_adapter", self._load)
         app.router.add_post("/v1/unload_lora_adapter", self._unload)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def __enter__(self) -> ScriptedModelServer:
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
+        return app

@@ -11,12 +11,9 @@ from training.evaluation import (
     resolve_student_model,
     run_evaluation,
 )
-from training.evaluation.tasks import (
-    SOLVING_SYSTEM_PROMPT,
-    load_scaffolding_items,
-    select_problems,
-    stable_order,
-)
+from training.evaluation.common import select_problems, stable_order
+from training.evaluation.scaffolding import load_scaffolding_items
+from training.evaluation.solving import SOLVING_SYSTEM_PROMPT
 from training.rollout import Completion, RolloutProblem
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,9 @@ from transformers import AutoTokenizer
 
 from inference.models import default_model_dir
 from inference.prompts import build_tutor_messages
-from training.grpo import encode_dialogue, final_metrics, pedagogy_reward
+from training.encoding import encode_dialogue, first_prompt_ids
+from training.grpo import final_metrics
+from training.grpo_rollouts import pedagogy_reward
 from training.rollout import Dialogue, DialogueTurn, EndpointConfig, RolloutProblem
 from training.simulated_student import StudentProfile
 
@@ -75,6 +77,15 @@ def test_a_dialogue_without_tutor_turns_is_not_encoded(tokenizer):
     assert encode_dialogue(tokenizer, d) is None
 
 
+def test_the_first_prompt_of_a_dialogue_is_the_prompt_of_its_sequence(tokenizer):
+    # what a failed rollout hands TRL as its prompt, with no completion to train on
+    dialogue = make_dialogue()
+    encoded = encode_dialogue(tokenizer, dialogue)
+    assert first_prompt_ids(tokenizer, dialogue) == encoded.prompt_ids
+    planned = tokenizer.decode(first_prompt_ids(tokenizer, dialogue, hidden_planning=True))
+    assert planned != tokenizer.decode(encoded.prompt_ids) and "I think it is 7?" in planned
+
+
 def test_long_dialogues_are_cut_to_the_token_budget(tokenizer):
     whole = encode_dialogue(tokenizer, make_dialogue())
     budget = len(whole.prompt_ids) + 5
@@ -132,7 +143,7 @@ class ScriptedChat:
 
 def rollouts_for(tokenizer, chat, **overrides):
     from training.curriculum import SelfEvolvingCurriculum
-    from training.grpo import TutorRollouts
+    from training.grpo_rollouts import TutorRollouts
     from training.jobs import TrainJobConfig
 
     config = TrainJobConfig(
@@ -212,7 +223,8 @@ def test_callback_reports_each_step_once_with_the_trainers_figures(tmp_path):
     from types import SimpleNamespace
 
     from training.curriculum import SelfEvolvingCurriculum
-    from training.grpo import JobCallback, StepRecord, load_state
+    from training.grpo import JobCallback, load_state
+    from training.grpo_rollouts import StepRecord
     from training.jobs import TrainJobConfig
 
     class Publisher:

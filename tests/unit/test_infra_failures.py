@@ -15,6 +15,7 @@ import pytest
 
 from inference import launcher
 from inference.client import ModelNotFound, ModelServerError, ModelUnavailable
+from tests.support.mathdial import write_mathdial
 from training import evaluate as cli
 from training.evaluation import (
     EvaluationConfig,
@@ -42,25 +43,10 @@ from training.simulated_student import StudentProfile
 
 pytestmark = pytest.mark.unit
 
-ROWS = [
-    {
-        "qid": qid,
-        "question": f"A bag holds {n} marbles. How many marbles are in 2 bags?",
-        "ground_truth": f"{n}*2={2 * n}\n {2 * n}",
-        "student_incorrect_solution": f"{n}+2={n + 2}\n {n + 2}",
-        "student_profile": "Zoe is a 6th grade student.",
-        "teacher_described_confusion": "",
-        "conversation": "",
-    }
-    for qid, n in ((1, 3), (2, 4), (4, 5))  # held-out ids (training.dataset.is_heldout)
-]
-
 
 @pytest.fixture
 def mathdial(tmp_path) -> str:
-    path = tmp_path / "mathdial.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
-    return str(path)
+    return str(write_mathdial(tmp_path))
 
 
 def config(mathdial: str, **kw) -> EvaluationConfig:
@@ -264,7 +250,7 @@ def test_check_rollouts_thresholds_and_transience():
 
 
 def test_failed_rollouts_take_their_groups_mean_reward():
-    from training.grpo import neutral_failed_rewards
+    from training.grpo_rollouts import neutral_failed_rewards
 
     class B:
         def __init__(self, total):
@@ -290,7 +276,7 @@ class FlakyChat(Chat):
 
 def rollouts(chat, logs: list[str], **overrides):
     from training.curriculum import SelfEvolvingCurriculum
-    from training.grpo import TutorRollouts
+    from training.grpo_rollouts import TutorRollouts
 
     class Publisher:
         current = "job-x-step0"
@@ -321,9 +307,9 @@ class Trainer:
 
 
 def test_a_step_whose_rollouts_the_server_failed_is_rolled_out_again(monkeypatch):
-    import training.grpo as grpo
+    import training.grpo_rollouts as grpo_rollouts
 
-    monkeypatch.setattr(grpo, "encode_dialogue", lambda tokenizer, d: None)
+    monkeypatch.setattr(grpo_rollouts, "encode_dialogue", lambda tokenizer, d: None)
     logs: list[str] = []
     chat = FlakyChat(failing=2)  # both rollouts of the first attempt fail
     out = rollouts(chat, logs, rollout_retries=1)(["slot"] * 2, Trainer())

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from training.knowledge_tracing import (
+from pedagogy.knowledge_tracing import (
     DEFAULT_PARAMS,
     MAX_GUESS,
     MAX_SLIP,

@@ -29,13 +29,13 @@ from inference.judge import (
 )
 from tests.support.dialogues import dialogue
 from tests.support.judge_server import FakeJudgeServer, verdict
+from training.evaluation.interactive import judge_dialogues
 from training.evaluation.metrics import (
     DialogueOutcome,
     cohens_kappa,
     interactive_metrics,
     kappa_metric,
 )
-from training.evaluation.tasks import judge_dialogues
 from training.rewards import LLMStyleJudge, RewardConfig, score_dialogue
 
 pytestmark = pytest.mark.unit

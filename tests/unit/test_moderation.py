@@ -1,8 +1,8 @@
-"""The lexicon moderation step for student messages (training/moderation.py)."""
+"""The lexicon moderation step for student messages (pedagogy/moderation.py)."""
 
 import pytest
 
-from training.moderation import CLEAN, moderate, normalise
+from pedagogy.moderation import CLEAN, moderate, normalise
 
 pytestmark = pytest.mark.unit
 

@@ -235,7 +235,7 @@ FORMS = [
     ("75", PROBLEM, "So it is seventy-five."),
     ("75", PROBLEM, "Digit by digit: 7, 5."),
     ("75", PROBLEM, "Backwards it reads 57."),
-    ("-12", "The temperature fell from 3 to minus 9 and then by 3 more.", "It ends at -12 degrees."),
+    ("-12", "It fell from 3 to minus 9, then by 3 more.", "It ends at -12 degrees."),
 ]
 
 
@@ -249,3 +249,52 @@ def test_every_form_is_stopped_at_every_split(answer: str, problem: str, text: s
         first = "".join(shown)[: -len(" what do you think?")]
         assert text.startswith(first)
         assert AnswerGuard(answer, problem).start().finish(first).violation is None, (text, cut)
+
+
+def test_quoting_the_students_own_mistake_is_not_false_arithmetic() -> None:
+    text = "You wrote 7 × 14 = 84. Can you check that multiplication again?"
+    open_attempt, _ = attempts_of([text])
+    student = AnswerGuard(ANSWER, PROBLEM, ["I think 7 x 14 = 84 so it is 84 cookies"])
+    shown, blocked = run(ReplyStream(open_attempt, PROMPT, guard=student))
+    assert "".join(shown) == text and not blocked
+    # Another false claim is still stopped.
+    open_attempt, _ = attempts_of(["And 7 × 15 = 95, right?"], [" what is 7 × 15?"])
+    shown, blocked = run(ReplyStream(open_attempt, PROMPT, guard=student))
+    assert [b.attempt.reason for b in blocked] == ["false_arithmetic"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Check: 5 + 5 + 5 + 5 = 18.\nNext, what do you do?",
+        "So 240 + 480 = 960 and then we see.",
+        "We get 3 × (4 + 2) = 3 × 6 = 19 apples.",
+    ],
+)
+def test_false_arithmetic_is_stopped_at_every_split(text: str) -> None:
+    for cut in range(1, len(text)):
+        open_attempt, _ = attempts_of([text[:cut], text[cut:]], [" let's check that sum."])
+        stream = ReplyStream(open_attempt, PROMPT, guard=guard())
+        shown, blocked = run(stream)
+        assert [b.attempt.reason for b in blocked] == ["false_arithmetic"], (text, cut)
+        assert "".join(shown).endswith(" let's check that sum.")
+
+
+def test_a_true_chain_is_never_stopped_at_any_split() -> None:
+    text = "We get 3 × (4 + 2) = 3 × 6 = 18 apples, and 2 + 3 = 5 + 1 = 6 too."
+    for cut in range(1, len(text)):
+        open_attempt, _ = attempts_of([text[:cut], text[cut:]])
+        shown, blocked = run(ReplyStream(open_attempt, PROMPT, guard=guard()))
+        assert not blocked and "".join(shown) == text, (cut, blocked)
+
+
+def test_an_answer_that_is_also_in_the_problem_is_allowed_only_in_the_problems_words() -> None:
+    problem = "Ben has two brothers. Each eats 4 slices; a pizza has 4 slices. How many pizzas?"
+    restated = "Ben has two brothers, right? How many people eat?"
+    open_attempt, _ = attempts_of([restated])
+    shown, blocked = run(ReplyStream(open_attempt, PROMPT, guard=AnswerGuard("2", problem)))
+    assert "".join(shown) == restated and not blocked
+    open_attempt, _ = attempts_of(["The answer is 2."], [" what do you think?"])
+    shown, blocked = run(ReplyStream(open_attempt, PROMPT, guard=AnswerGuard("2", problem)))
+    assert [b.attempt.reason for b in blocked] == ["answer_leak"]
+    assert "2" not in "".join(shown)

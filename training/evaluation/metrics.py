@@ -231,6 +231,7 @@ class DialogueOutcome:
     error: str | None = None
     error_kind: str | None = None
     transcript: list[list[str]] | None = None
+    problem_text: str | None = None  # kept with the transcript, to read it beside another's
     # The LLM judge's view (inference.judge), when a judge is configured: whether any tutor
     # turn failed the leak rule, whether every turn passed the pedagogy rule (None where a
     # turn got no verdict and none failed), and how many verdicts it could not give.
@@ -247,6 +248,7 @@ class DialogueOutcome:
         data = {"id": data.pop("item_id"), **data, "gain": _round(self.gain)}
         if self.transcript is None:
             data.pop("transcript")
+            data.pop("problem_text")
         if self.judge_errors is None:  # no judge configured: the report stays as it was
             for key in ("judge_leaked", "judge_pedagogy_passed", "judge_errors"):
                 data.pop(key)
@@ -274,6 +276,7 @@ def dialogue_outcome(
         error=dialogue.error,
         error_kind=dialogue.error_kind,
         transcript=[[t.role, t.text] for t in dialogue.turns] if transcript else None,
+        problem_text=dialogue.problem.text if transcript else None,
     )
     if dialogue.failed:
         return outcome

@@ -7,12 +7,16 @@ from .pairs import (
     PreferencePair,
     RatedTurn,
     Sample,
+    StudentRatedTurn,
+    dataset_student_rated_turns,
     mathdial_pairs,
     mathtutorbench_pairs,
     problem_key,
     rated_turns,
     ratings_pairs,
     split_by_problem,
+    student_rated_turns,
+    student_ratings_pairs,
     synthetic_telling,
 )
 
@@ -21,6 +25,8 @@ __all__ = [
     "RatedTurn",
     "RewardModel",
     "Sample",
+    "StudentRatedTurn",
+    "dataset_student_rated_turns",
     "default_encoder_path",
     "mathdial_pairs",
     "mathtutorbench_pairs",
@@ -29,5 +35,7 @@ __all__ = [
     "rated_turns",
     "ratings_pairs",
     "split_by_problem",
+    "student_rated_turns",
+    "student_ratings_pairs",
     "synthetic_telling",
 ]

@@ -9,6 +9,14 @@ Sources:
 - Teachers' turn ratings from the class export (docs/export.md): among rated tutor turns on the
   same problem, the higher rubric average is preferred; a turn that gave the answer away is
   strongly dispreferred (its utility drops by ``GAVE_AWAY_PENALTY`` and its pairs weigh more).
+- Students' thumbs up or down on tutor turns (the class export's ``student_ratings``, or the
+  retraining dataset's ``student_rating`` records), beside teachers' ratings by this rule:
+  a turn a teacher rated is ordered by the teacher alone; among the other turns of a problem,
+  one students found helpful is preferred over one they did not, with ``STUDENT_PAIR_WEIGHT``
+  (half a teacher pair: one click is a noisier signal than a rubric), and a turn that gave the
+  answer away (the automatic leak check, or the answer found in it) is never preferred,
+  however helpful students found it: a student's thumbs up rewards being told the answer,
+  which is the habit the reward model exists to discourage.
 
 Every pair and rated turn carries a ``problem_key``; :func:`split_by_problem` puts each problem
 wholly in train or in held-out, so no problem leaks between them.
@@ -36,6 +44,7 @@ TELLING_MOVES = frozenset({"telling"})
 RUBRIC_FIELDS = ("helpful", "no_answer_reveal", "correct", "encourages_thinking")
 GAVE_AWAY_PENALTY = 5.0
 GAVE_AWAY_WEIGHT = 2.0
+STUDENT_PAIR_WEIGHT = 0.5
 
 History = tuple[tuple[str, str], ...]  # ((speaker, text), ...), speaker "teacher" / "student"
 
@@ -54,7 +63,8 @@ class PreferencePair:
     chosen: Sample
     rejected: Sample
     problem_key: str
-    kind: str  # "mathdial_telling", "synthetic_telling", "ratings", "ratings_gave_away"
+    # "mathdial_telling", "synthetic_telling", "ratings", "ratings_gave_away", "student_ratings"
+    kind: str
     weight: float = 1.0
 
 
@@ -68,6 +78,18 @@ class RatedTurn:
     rubric: float
     gave_away: float  # fraction of raters who said it gave the answer away
     utility: float
+
+
+@dataclass(frozen=True)
+class StudentRatedTurn:
+    """A tutor turn students rated and no teacher did: the fraction of thumbs up, and whether
+    it gave the answer away (then it is never the preferred side of a pair)."""
+
+    sample: Sample
+    problem_key: str
+    helpful: float
+    votes: int
+    leaked: bool
 
 
 def problem_key(problem: str) -> str:
@@ -286,6 +308,115 @@ def ratings_pairs(
             )
         if len(group) > max_pairs_per_problem:
             group = _rng(seed, key).sample(group, max_pairs_per_problem)
+        pairs.extend(group)
+    return pairs
+
+
+def _votes(ratings: object) -> list[bool]:
+    """The thumbs of a message's student ratings (malformed entries skipped)."""
+    if not isinstance(ratings, list):
+        return []
+    return [r["helpful"] for r in ratings if isinstance(r, dict) and type(r.get("helpful")) is bool]
+
+
+def student_rated_turns(
+    sessions: Iterable[dict], *, history_turns: int | None = 6
+) -> list[StudentRatedTurn]:
+    """Tutor turns of the exported sessions that students rated and no teacher did. A turn
+    counts as leaked when the automatic check said so or, the problem's answer being known,
+    when it states the answer before the student did."""
+    turns = []
+    for session in sessions:
+        problem = session.get("problem") or {}
+        text = str(problem.get("text") or "").strip()
+        if not text:
+            continue
+        final_answer = str(problem.get("final_answer") or "").strip()
+        key = problem_key(text)
+        history: list[tuple[str, str]] = []
+        for message in session.get("messages") or []:
+            speaker = "teacher" if message.get("role") == "tutor" else "student"
+            body = str(message.get("text") or "").strip()
+            votes = _votes(message.get("student_ratings"))
+            if speaker == "teacher" and body and votes and not message.get("ratings"):
+                helpful = sum(votes) / len(votes)
+                leaked = bool(message.get("leaked_answer"))
+                if not leaked and final_answer and helpful > 0.5:
+                    students = [t for s, t in history if s == "student"]
+                    leaked = _leaks(body, final_answer, text, students)
+                window = tuple(history[-history_turns:] if history_turns else history)
+                turns.append(
+                    StudentRatedTurn(Sample(text, window, body), key, helpful, len(votes), leaked)
+                )
+            if body:
+                history.append((speaker, body))
+    return turns
+
+
+def _speaker_history(items: object, history_turns: int | None) -> History:
+    pairs = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and str(item.get("text") or "").strip():
+            speaker = "teacher" if item.get("role") == "tutor" else "student"
+            pairs.append((speaker, str(item["text"]).strip()))
+    return tuple(pairs[-history_turns:] if history_turns else pairs)
+
+
+def dataset_student_rated_turns(
+    records: Iterable[dict], *, history_turns: int | None = 6
+) -> list[StudentRatedTurn]:
+    """The same from a retraining dataset (``tutor/retraining/export.py``): its
+    ``student_rating`` records, grouped by dialogue and turn; turns with a teacher ``rating``
+    record are left to the teachers."""
+    teacher_rated = set()
+    grouped: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        where = (record.get("dialogue"), record.get("turn"))
+        if record.get("kind") == "rating":
+            teacher_rated.add(where)
+        elif record.get("kind") == "student_rating":
+            grouped[where].append(record)
+    turns = []
+    for where, group in grouped.items():
+        first = group[0]
+        text = str(first.get("problem_text") or "").strip()
+        body = str(first.get("tutor_text") or "").strip()
+        votes = _votes(group)
+        if where in teacher_rated or not text or not body or not votes:
+            continue
+        turns.append(
+            StudentRatedTurn(
+                sample=Sample(text, _speaker_history(first.get("history"), history_turns), body),
+                problem_key=problem_key(text),
+                helpful=sum(votes) / len(votes),
+                votes=len(votes),
+                leaked=any(bool(r.get("leaked_answer")) for r in group),
+            )
+        )
+    return turns
+
+
+def student_ratings_pairs(
+    turns: Iterable[StudentRatedTurn], *, max_pairs_per_problem: int = 50, seed: int = 0
+) -> list[PreferencePair]:
+    """On each problem, every turn students found helpful (more thumbs up than down) and that
+    did not give the answer away, over every turn they found unhelpful; weight
+    ``STUDENT_PAIR_WEIGHT``."""
+    by_problem: dict[str, list[StudentRatedTurn]] = defaultdict(list)
+    for turn in turns:
+        by_problem[turn.problem_key].append(turn)
+    pairs = []
+    for key in sorted(by_problem):
+        good = [t for t in by_problem[key] if t.helpful > 0.5 and not t.leaked]
+        bad = [t for t in by_problem[key] if t.helpful < 0.5]
+        group = [
+            PreferencePair(g.sample, b.sample, key, "student_ratings", STUDENT_PAIR_WEIGHT)
+            for g in good
+            for b in bad
+            if g.sample != b.sample
+        ]
+        if len(group) > max_pairs_per_problem:
+            group = _rng(seed, key, "students").sample(group, max_pairs_per_problem)
         pairs.extend(group)
     return pairs
 

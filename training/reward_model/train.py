@@ -34,12 +34,15 @@ from .pairs import (
     PreferencePair,
     RatedTurn,
     cap,
+    dataset_student_rated_turns,
     mathdial_pairs,
     mathtutorbench_pairs,
     rated_turns,
     ratings_pairs,
     read_export,
     split_keys,
+    student_rated_turns,
+    student_ratings_pairs,
 )
 
 
@@ -180,8 +183,15 @@ def build_data(args) -> tuple[list[PreferencePair], list[RatedTurn]]:
         pairs += mathtutorbench_pairs(items, history_turns=args.history_turns, seed=args.seed)
     rated: list[RatedTurn] = []
     if args.ratings:
-        rated = rated_turns(read_export(args.ratings), history_turns=args.history_turns)
+        # Class exports hold one session a line; retraining datasets have a "kind" on each.
+        lines = read_export(args.ratings)
+        sessions = [line for line in lines if "kind" not in line]
+        records = [line for line in lines if "kind" in line]
+        rated = rated_turns(sessions, history_turns=args.history_turns)
         pairs += ratings_pairs(rated, seed=args.seed)
+        students = student_rated_turns(sessions, history_turns=args.history_turns)
+        students += dataset_student_rated_turns(records, history_turns=args.history_turns)
+        pairs += student_ratings_pairs(students, seed=args.seed)
     return pairs, rated
 
 
@@ -191,7 +201,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--mathdial", nargs="*", default=[], help="MathDial JSONL files")
     parser.add_argument("--mathtutorbench", nargs="*", default=[], help="MathTutorBench JSON")
-    parser.add_argument("--ratings", nargs="*", default=[], help="class export JSONL files")
+    parser.add_argument(
+        "--ratings",
+        nargs="*",
+        default=[],
+        help="class export JSONL files (teachers' and students' ratings), or retraining "
+        "dataset files (their students' ratings)",
+    )
     parser.add_argument("--out", required=True, help="folder to save the model into")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder folder")
     parser.add_argument("--epochs", type=int, default=1)

@@ -12,6 +12,10 @@ class User(AbstractUser):
     """A platform user. Every user has exactly one role; permissions follow from it."""
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.STUDENT)
+    # Set on accounts whose password someone else chose (a teacher's roster import): until the
+    # user picks their own, every page sends them to the password change page
+    # (tutor/accounts/middleware.py).
+    must_change_password = models.BooleanField(default=False)
 
     @property
     def is_student(self) -> bool:

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Prefetch
 
-from tutor.dialogues.models import Message, TutoringSession
+from tutor.dialogues.models import Message, ReplyRating, TutoringSession
 from tutor.reviews.models import Flag, TurnRating
 
 from .models import Classroom
@@ -119,6 +119,23 @@ def message_record(message: Message, classroom_id: int) -> dict:
             }
             for r in message.ratings.all()
         ],
+        # Students' thumbs on a tutor reply (the same anonymous id as the session's student).
+        "student_ratings": [
+            {
+                "student": anonymise(classroom_id, "student", r.student_id),
+                "helpful": r.helpful,
+                "reason": r.reason,
+                "created_at": _iso(r.created_at),
+                "updated_at": _iso(r.updated_at),
+            }
+            for r in message.student_ratings.all()
+        ],
+        # How the answer guard let the reply through, and why it stopped attempts before it.
+        "guard": message.guard,
+        "blocked": [
+            {"attempt": b.attempt, "reason": b.reason, "detail": b.detail, "text": b.text}
+            for b in message.blocked_replies.all()
+        ],
     }
 
 
@@ -136,7 +153,11 @@ def export_batch(classroom: Classroom, after_pk: int = 0) -> tuple[list[bytes], 
             Prefetch(
                 "messages",
                 queryset=Message.objects.order_by("created_at", "id").prefetch_related(
-                    Prefetch("ratings", queryset=TurnRating.objects.order_by("created_at", "id"))
+                    Prefetch("ratings", queryset=TurnRating.objects.order_by("created_at", "id")),
+                    Prefetch(
+                        "student_ratings", queryset=ReplyRating.objects.order_by("created_at", "id")
+                    ),
+                    "blocked_replies",
                 ),
             ),
             Prefetch("flags", queryset=Flag.objects.order_by("created_at", "id")),

@@ -99,10 +99,13 @@ class AssignmentForm(forms.ModelForm):
             f"(at most {PEDAGOGY_INSTRUCTIONS_MAX_CHARS} characters)."
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, usable=None, **kwargs):
+        """``usable``: the problems this assignment may use (``Problem.objects.assignable``:
+        the bank, shared problems and the class teacher's own); none when not given, so no
+        caller can offer another teacher's unshared problem by omission."""
         super().__init__(*args, **kwargs)
-        allowed = Problem.objects.filter(is_active=True)
+        allowed = usable if usable is not None else Problem.objects.none()
         if self.instance.pk:
-            # Keep problems already set even if they have since been retired from the bank.
+            # Keep problems already set even if they have since been retired or archived.
             allowed = allowed | Problem.objects.filter(assignments=self.instance)
         self.fields["problems"].queryset = allowed.distinct()

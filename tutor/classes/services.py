@@ -42,10 +42,12 @@ def regenerate_join_code(classroom: Classroom) -> str:
     raise RuntimeError("could not find a free join code")
 
 
-def all_skills() -> list[str]:
-    """Every skill named by an active problem, sorted (one query)."""
+def all_skills(problems: QuerySet[Problem] | None = None) -> list[str]:
+    """Every skill named by ``problems`` (default: the active ones), sorted (one query)."""
+    if problems is None:
+        problems = Problem.objects.filter(is_active=True)
     skills: set[str] = set()
-    for problem_skills in Problem.objects.filter(is_active=True).values_list("skills", flat=True):
+    for problem_skills in problems.values_list("skills", flat=True):
         skills.update(s for s in problem_skills or [] if isinstance(s, str))
     return sorted(skills, key=str.lower)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import roster_views, views
 
 app_name = "classes"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:class_id>/edit/", views.class_edit, name="edit"),
     path("<int:class_id>/code/", views.regenerate_code, name="regenerate_code"),
     path("<int:class_id>/students/add/", views.add_student, name="add_student"),
+    path("<int:class_id>/students/import/", roster_views.roster_import, name="roster_import"),
     path(
         "<int:class_id>/students/<int:student_id>/remove/",
         views.remove_student,

@@ -155,7 +155,9 @@ def _builder_filters(request: HttpRequest) -> tuple[str, int | None]:
 
 
 def _assignment_builder(request: HttpRequest, classroom, assignment: Assignment | None):
-    form = AssignmentForm(request.POST or None, instance=assignment)
+    # The bank, shared problems and the class teacher's own: never another teacher's unshared.
+    usable = Problem.objects.assignable(classroom.teacher, request.user).select_related("owner")
+    form = AssignmentForm(request.POST or None, instance=assignment, usable=usable)
     if request.method == "POST" and form.is_valid():
         assignment = form.save(commit=False)
         assignment.classroom = classroom
@@ -165,11 +167,15 @@ def _assignment_builder(request: HttpRequest, classroom, assignment: Assignment 
         return redirect("classes:detail", class_id=classroom.pk)
 
     skill, difficulty = _builder_filters(request)
-    bank = services.filter_problems(
-        Problem.objects.filter(is_active=True), skill=skill, difficulty=difficulty
-    ).order_by("difficulty", "title", "id")
+    bank = services.filter_problems(usable, skill=skill, difficulty=difficulty).order_by(
+        "difficulty", "title", "id"
+    )
     if form.is_bound:
-        selected = {str(pk) for pk in request.POST.getlist("problems")}
+        selected = {
+            pk
+            for pk in request.POST.getlist("problems")
+            if pk.isascii() and pk.isdigit() and len(pk) <= 18
+        }
     elif assignment is not None:
         selected = {str(pk) for pk in assignment.problems.values_list("pk", flat=True)}
     else:
@@ -178,9 +184,13 @@ def _assignment_builder(request: HttpRequest, classroom, assignment: Assignment 
     # never silently drops them from the assignment.
     shown = list(bank)
     shown_ids = {str(p.pk) for p in shown}
-    hidden_selected = [
-        p for p in Problem.objects.filter(pk__in=selected - shown_ids).order_by("difficulty", "id")
-    ]
+    # Only among the problems this form may use: a posted id of another teacher's unshared
+    # problem must not show its title.
+    hidden_selected = list(
+        form.fields["problems"]
+        .queryset.filter(pk__in=selected - shown_ids)
+        .order_by("difficulty", "id")
+    )
     return render(
         request,
         "classes/assignment_form.html",
@@ -190,7 +200,7 @@ def _assignment_builder(request: HttpRequest, classroom, assignment: Assignment 
             "form": form,
             "problems": hidden_selected + shown,
             "selected": selected,
-            "skills": services.all_skills(),
+            "skills": services.all_skills(usable),
             "skill": skill,
             "difficulty": difficulty,
             "difficulties": range(1, 6),

@@ -12,7 +12,8 @@ from tutor.accounts.decorators import role_required
 from tutor.accounts.models import Role
 from tutor.classes.services import get_classroom_for
 
-from .analytics import ClassAnalytics
+from .presentation import mastery_payload, summary_payload
+from .queries import ClassQueries
 
 
 @never_cache
@@ -27,7 +28,7 @@ def class_dashboard(request: HttpRequest, classroom_id: int) -> HttpResponse:
 def class_summary(request: HttpRequest, classroom_id: int) -> JsonResponse:
     classroom = get_classroom_for(request.user, classroom_id)
     return JsonResponse(
-        ClassAnalytics(classroom).summary(), json_dumps_params={"ensure_ascii": False}
+        summary_payload(ClassQueries(classroom)), json_dumps_params={"ensure_ascii": False}
     )
 
 
@@ -36,5 +37,5 @@ def class_summary(request: HttpRequest, classroom_id: int) -> JsonResponse:
 def class_mastery(request: HttpRequest, classroom_id: int) -> JsonResponse:
     classroom = get_classroom_for(request.user, classroom_id)
     return JsonResponse(
-        ClassAnalytics(classroom).mastery_over_time(), json_dumps_params={"ensure_ascii": False}
+        mastery_payload(ClassQueries(classroom)), json_dumps_params={"ensure_ascii": False}
     )

@@ -29,7 +29,7 @@ from inference.client import (
     StreamEvent,
 )
 from inference.reply_stream import Delta, ReplyStream
-from pedagogy.grading import Uncheckable, acheck_answer, is_plain
+from pedagogy.grading import AmbiguousAnswer, Uncheckable, acheck_answer, is_plain
 from pedagogy.guard import AnswerGuard
 from tutor import limits
 from tutor.reviews.services import notify_flag_async
@@ -56,6 +56,12 @@ COSTLY_COOLDOWN = (
     "Your last answer took too long to check. For a minute, please give your answer as a plain "
     "number or fraction (like 12.5 or 3/4)."
 )
+MODEL_ERRORS = {
+    "model_unavailable": "The tutor is not available right now. Your message is saved; "
+    "please try again in a moment.",
+    "model_failed": "The tutor stopped unexpectedly. What it wrote is saved; "
+    "please send your message again.",
+}
 BUSY = "The tutor is still answering (here or in another tab); wait or press Stop first."
 
 # Cache calls (rate counters, reply leases) go over the network in production: off the event
@@ -223,12 +229,21 @@ class TutorConsumer(AsyncWebsocketConsumer):
         user_id = self.scope["user"].pk
         # A student whose answer ran a checking process to its limit may send only plain
         # numbers for a while: those are checked without the pool, which stays free for others.
-        if not is_plain(answer) and await held("costly-answer", user_id):
+        if not is_plain(answer, self.session.problem.text) and await held("costly-answer", user_id):
             raise FrameError("uncheckable", COSTLY_COOLDOWN)
+        problem = self.session.problem
         try:
-            # Plain numbers are compared here; anything else runs in a process of its own with
-            # a hard time limit, while the event loop and the database thread serve others.
-            check = await acheck_answer(answer, self.session.problem.final_answer)
+            # Single numbers in any form students write are compared here; anything else runs
+            # in a process of its own with a hard time limit, while the event loop and the
+            # database thread serve others.
+            check = await acheck_answer(
+                answer,
+                problem.final_answer,
+                problem_text=problem.text,
+                simplest=problem.require_simplest_form,
+            )
+        except AmbiguousAnswer as exc:
+            raise FrameError("ambiguous_answer", f"Please give one answer: {exc.reason}.") from None
         except Uncheckable as exc:
             if exc.costly:
                 await hold("costly-answer", user_id, settings.TUTOR_COSTLY_ANSWER_COOLDOWN_SECONDS)
@@ -247,13 +262,31 @@ class TutorConsumer(AsyncWebsocketConsumer):
                 "type": "answer.result",
                 "attempt": services.attempt_payload(attempt),
                 "session": services.session_payload(self.session),
+                "feedback": check.feedback,
             }
         )
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
 
-    handlers = {"message": on_message, "stop": on_stop, "answer": on_answer, "ping": on_ping}
+    async def on_rate(self, frame: dict[str, Any]) -> None:
+        """A thumbs up or down (and an optional reason) on a tutor reply of this session."""
+        request = services.parse_rating(frame)
+        await self._rate_limit("rate", services.ratings_per_minute(), "ratings", None)
+        rating = await database_sync_to_async(services.rate_reply)(
+            self.session, self.scope["user"], request
+        )
+        if rating is None:
+            raise FrameError("unknown_message", services.UNKNOWN_REPLY)
+        await self.send_json({"type": "rated", "rating": services.reply_rating_payload(rating)})
+
+    handlers = {
+        "message": on_message,
+        "stop": on_stop,
+        "answer": on_answer,
+        "ping": on_ping,
+        "rate": on_rate,
+    }
 
     async def _require_open(self, client_id: str | None) -> None:
         await database_sync_to_async(self.session.refresh_from_db)(fields=["status", "outcome"])
@@ -302,24 +335,12 @@ class TutorConsumer(AsyncWebsocketConsumer):
                     await sync_to_async(self.reply_lease.renew, thread_sensitive=False)()
         except asyncio.CancelledError:
             rest = stream.interrupt("stopped" if self.socket_open else "disconnected")
-        except ModelUnavailable as exc:
-            logger.warning("model server unavailable: %s", exc)
+        except ModelServerError as exc:  # ModelUnavailable: before the first token
+            code = "model_unavailable" if isinstance(exc, ModelUnavailable) else "model_failed"
+            logger.warning("model server error (%s): %s", code, exc)
             error = str(exc)
             rest = stream.interrupt("error")
-            error_frame = {
-                "code": "model_unavailable",
-                "detail": "The tutor is not available right now. Your message is saved; "
-                "please try again in a moment.",
-            }
-        except ModelServerError as exc:
-            logger.warning("model server failed mid-reply: %s", exc)
-            error = str(exc)
-            rest = stream.interrupt("error")
-            error_frame = {
-                "code": "model_failed",
-                "detail": "The tutor stopped unexpectedly. What it wrote is saved; "
-                "please send your message again.",
-            }
+            error_frame = {"code": code, "detail": MODEL_ERRORS[code]}
         else:
             rest = ""
         # What the pipeline still held (checked) goes out before the end, so that the deltas

@@ -161,3 +161,31 @@ class AnswerAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.answer} ({'correct' if self.correct else 'incorrect'})"
+
+
+class ReplyRating(models.Model):
+    """A student's thumbs up or down on one tutor reply of their own session, with an optional
+    reason. One per student and reply; rating again changes it. Shown to teachers in review,
+    exported for retraining, and used beside teachers' ratings by the reward model's pairs."""
+
+    REASON_MAX_CHARS = 300
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reply_ratings"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="student_ratings")
+    helpful = models.BooleanField()
+    reason = models.CharField(max_length=REASON_MAX_CHARS, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "message"], name="one_reply_rating_per_student"
+            )
+        ]
+
+    def __str__(self) -> str:
+        verdict = "helpful" if self.helpful else "not helpful"
+        return f"{self.student} on message {self.message_id}: {verdict}"

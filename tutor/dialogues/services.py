@@ -6,6 +6,7 @@ The consumer calls these through ``database_sync_to_async``; views call them dir
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,7 +24,8 @@ from tutor.retraining.services import serving_version, version_by_name
 from tutor.reviews import services as reviews
 from tutor.reviews.models import Flag
 
-from .models import AnswerAttempt, BlockedReply, Message, TutoringSession
+from .frames import FrameError, repair_unicode
+from .models import AnswerAttempt, BlockedReply, Message, ReplyRating, TutoringSession
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +97,17 @@ def transcript_payload(session: TutoringSession) -> dict:
         "session": session_payload(session),
         "messages": [message_payload(m) for m in session.messages.all()],
         "attempts": [attempt_payload(a) for a in session.attempts.all()],
-        "limits": {"max_message_chars": settings.TUTOR_MAX_MESSAGE_CHARS},
+        # The student's own ratings of tutor replies, so thumbs survive a reload.
+        "ratings": [
+            reply_rating_payload(r)
+            for r in ReplyRating.objects.filter(
+                message__session=session, student_id=session.student_id
+            ).order_by("message_id")
+        ],
+        "limits": {
+            "max_message_chars": settings.TUTOR_MAX_MESSAGE_CHARS,
+            "max_rating_reason_chars": ReplyRating.REASON_MAX_CHARS,
+        },
     }
 
 
@@ -414,3 +426,84 @@ def open_session_for(student, problem, assignment=None) -> TutoringSession:
             classroom_id=classroom_id,
         )
     return session
+
+
+# ---- students' ratings of tutor replies (the socket's `rate` frame, docs/protocol.md) ---------
+
+UNKNOWN_REPLY = "There is no such tutor reply in this session to rate."
+# A message id beyond PostgreSQL's bigint is no id at all (and must not reach the query).
+_MAX_ID = 2**63 - 1
+_REASON_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class RatingRequest:
+    message_id: int
+    helpful: bool
+    reason: str
+
+
+def ratings_per_minute() -> int:
+    """Ratings a student may send per minute (``TUTOR_RATE_RATINGS_PER_MINUTE``)."""
+    return int(getattr(settings, "TUTOR_RATE_RATINGS_PER_MINUTE", 30))
+
+
+def parse_rating(frame: dict) -> RatingRequest:
+    """The ``rate`` frame's fields, checked: an integer ``message_id``, a boolean ``helpful``
+    and an optional ``reason`` (a string of at most ``ReplyRating.REASON_MAX_CHARS`` characters
+    after control characters are removed and space trimmed; absent, null or blank: none)."""
+    message_id = frame.get("message_id")
+    if type(message_id) is not int or not 0 < message_id <= _MAX_ID:
+        raise FrameError("bad_frame", '"message_id" must be the id of a tutor reply.')
+    helpful = frame.get("helpful")
+    if type(helpful) is not bool:
+        raise FrameError("bad_frame", '"helpful" must be true or false.')
+    reason = frame.get("reason")
+    limit = ReplyRating.REASON_MAX_CHARS
+    if reason is None:
+        reason = ""
+    elif not isinstance(reason, str):
+        raise FrameError("bad_frame", '"reason" must be a string.')
+    elif len(reason) > 4 * limit:  # not worth cleaning: it cannot fit
+        raise FrameError("too_long", f"That reason is too long; the limit is {limit} characters.")
+    # One line of plain text: newlines and other control characters become spaces.
+    reason = " ".join(_REASON_CONTROL.sub(" ", repair_unicode(reason)).split())
+    if len(reason) > limit:
+        raise FrameError(
+            "too_long",
+            f"That reason is {len(reason)} characters; the limit is {limit}. Please shorten it.",
+        )
+    return RatingRequest(message_id=message_id, helpful=helpful, reason=reason)
+
+
+def rate_reply(session: TutoringSession, student, request: RatingRequest) -> ReplyRating | None:
+    """Store (or change) ``student``'s rating of a tutor reply of ``session``; None when the
+    session is not theirs or the id is not a tutor reply with text in it (another session's
+    message, a student message, a missing one: all alike, so nothing is revealed)."""
+    if session.student_id != student.pk:
+        return None
+    message_id = (
+        Message.objects.filter(
+            pk=request.message_id, session_id=session.pk, role=Message.Role.TUTOR
+        )
+        .exclude(text="")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if message_id is None:
+        return None
+    rating, _ = ReplyRating.objects.update_or_create(
+        student=student,
+        message_id=message_id,
+        defaults={"helpful": request.helpful, "reason": request.reason},
+    )
+    return rating
+
+
+def reply_rating_payload(rating: ReplyRating) -> dict:
+    return {
+        "message_id": rating.message_id,
+        "helpful": rating.helpful,
+        "reason": rating.reason,
+        "updated_at": rating.updated_at.isoformat(),
+    }

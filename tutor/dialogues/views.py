@@ -10,7 +10,7 @@ from tutor.classes.models import Classroom
 from tutor.classes.services import student_assignments
 from tutor.problems.models import Problem
 
-from . import services
+from . import listing, services
 from .models import TutoringSession
 
 
@@ -18,18 +18,23 @@ from .models import TutoringSession
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.role != Role.STUDENT:
         return render(request, "home_staff.html")
-    sessions = (
-        TutoringSession.objects.filter(student=request.user)
-        .select_related("problem")
-        .order_by("-updated_at")[:20]
+    # The student's own sessions only, grouped and paged (listing.py); the problem bank paged too.
+    sessions = listing.session_groups(request.user, request.GET.get("by"), request.GET.get("page"))
+    problems, problems_notice = listing.paged(
+        # Bank and shared problems only: a teacher's own problem reaches students through
+        # that teacher's assignments.
+        Problem.objects.free_practice().order_by("difficulty", "title", "pk"),
+        request.GET.get("problems_page"),
+        listing.PROBLEMS_PER_PAGE,
     )
-    problems = Problem.objects.filter(is_active=True).order_by("difficulty", "title")
     return render(
         request,
         "dialogues/student_home.html",
         {
             "sessions": sessions,
+            "groupings": listing.GROUPINGS,
             "problems": problems,
+            "problems_notice": problems_notice,
             "assignments": student_assignments(request.user),
             "classrooms": Classroom.objects.filter(
                 enrollments__student=request.user, is_archived=False
@@ -41,7 +46,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.STUDENT)
 def start_session(request: HttpRequest, problem_id: int) -> HttpResponse:
-    problem = get_object_or_404(Problem, pk=problem_id, is_active=True)
+    problem = get_object_or_404(Problem.objects.free_practice(), pk=problem_id)
     session = services.open_session_for(request.user, problem)
     return redirect("dialogues:chat", session_id=session.pk)
 

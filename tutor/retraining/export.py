@@ -3,11 +3,15 @@ teacher ratings and session outcomes of the chosen classes and dates.
 
 - one ``problem`` line per distinct problem attempted in the window (category: its first
   skill, else "general"; instructions: the class's and assignment's pedagogy instructions of
-  its sessions; a MathDial problem keeps its real student persona), topped up from the problem
-  bank when asked and the window is small. MathDial problems of the held-out split
-  (``training.dataset.is_heldout``, what evaluation measures on) are never trained on;
+  its sessions; a MathDial problem keeps its real student persona; ``solve_rate``: the job's
+  student's stored calibration, ``manage.py calibrate_problems``, when measured), topped up
+  from the problem bank when asked and the window is small. MathDial problems of the held-out
+  split (``training.dataset.is_heldout``, what evaluation measures on) are never trained on;
 - one ``rating`` record per teacher rating of a tutor turn (rubric scores, teacher move, the
   turn's text and the visible dialogue before it);
+- one ``student_rating`` record per student's thumbs up or down on a tutor turn (``helpful``,
+  the optional reason as typed, the automatic leak check's verdict, the turn and the dialogue
+  before it);
 - one ``outcome`` record per session (outcome, answer attempts, tutor turns, leaks);
 - one ``blocked`` record per reply attempt the answer guard stopped (its text, why, and the
   visible dialogue before it): negative examples the student never saw.
@@ -23,17 +27,18 @@ import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 
-from training.dataset import is_heldout, write_dataset
+from training.calibration import BAND_HIGH, BAND_LOW
+from training.dataset import write_dataset
 from training.rollout import RolloutProblem
-from training.simulated_student import StudentProfile
-from tutor.dialogues.models import Message, TutoringSession
+from tutor.dialogues.models import Message, ReplyRating, TutoringSession
+from tutor.problems.calibrations import stored_rates
 from tutor.problems.models import Problem
+from tutor.problems.rollouts import held_out, rollout_problem
 from tutor.reviews.models import TurnRating
 
 SCHEMA = "tutor.retraining-dataset.v1"
@@ -71,51 +76,12 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def _student_persona(problem: Problem) -> StudentProfile | None:
-    meta = problem.metadata or {}
-    if problem.source != Problem.Source.MATHDIAL or not meta.get("student_profile"):
-        return None
-    return StudentProfile.from_mathdial(
-        SimpleNamespace(
-            student_profile=str(meta.get("student_profile") or ""),
-            student_incorrect_solution=str(meta.get("student_incorrect_solution") or ""),
-            teacher_described_confusion=str(meta.get("teacher_described_confusion") or ""),
-        )
-    )
-
-
-def heldout_key(problem: Problem) -> str:
-    """The problem's key in the fixed evaluation split: MathDial's own id (the split the
-    command-line tools use too), else the bank's source and id, or title: stable across
-    installs, unlike primary keys."""
-    if problem.source == Problem.Source.MATHDIAL and problem.source_id:
-        return f"mathdial:{problem.source_id}"
-    return f"bank:{problem.source}:{problem.source_id or problem.title}"
-
-
-def held_out(problem: Problem) -> bool:
-    """A problem of the evaluation's held-out split: never trained on."""
-    return is_heldout(heldout_key(problem))
-
-
 def heldout_bank_problems() -> list[RolloutProblem]:
     """Our own (not MathDial) active problems of the held-out split: evaluation mixes them
     with MathDial's held-out problems."""
-    bank = Problem.objects.filter(is_active=True).exclude(source=Problem.Source.MATHDIAL)
+    # The public bank only: a teacher's unshared problems stay out of evaluation.
+    bank = Problem.objects.free_practice().exclude(source=Problem.Source.MATHDIAL)
     return [rollout_problem(p) for p in bank.order_by("id") if held_out(p)]
-
-
-def rollout_problem(problem: Problem, instructions=()) -> RolloutProblem:
-    skills = problem.skills if isinstance(problem.skills, list) else []
-    return RolloutProblem(
-        problem_id=f"problem-{problem.pk}",
-        text=problem.text,
-        final_answer=problem.final_answer,
-        solution=problem.solution,
-        category=str(skills[0]) if skills else "general",
-        instructions=tuple(instructions),
-        student=_student_persona(problem),
-    )
 
 
 @dataclass
@@ -123,6 +89,25 @@ class ExportResult:
     problems: list[RolloutProblem] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
+    solve_rates: dict[str, float] = field(default_factory=dict)  # by rollout problem id
+
+
+def band_counts(
+    rates: list[float | None], low: float = BAND_LOW, high: float = BAND_HIGH
+) -> dict[str, int]:
+    """How many problems' calibrated rates lie in the band, below it, above it, or are
+    unknown: the distribution the job page shows."""
+    counts = {"in_band": 0, "below": 0, "above": 0, "uncalibrated": 0}
+    for rate in rates:
+        if rate is None:
+            counts["uncalibrated"] += 1
+        elif rate < low:
+            counts["below"] += 1
+        elif rate > high:
+            counts["above"] += 1
+        else:
+            counts["in_band"] += 1
+    return counts
 
 
 def build_dataset(
@@ -133,8 +118,14 @@ def build_dataset(
     date_to: date | None = None,
     include_problem_bank: bool = False,
     min_problems: int = 0,
+    student_model: str | None = None,
+    calculator: bool = False,
+    band: tuple[float, float] = (BAND_LOW, BAND_HIGH),
 ) -> ExportResult:
-    """Problems and records of the window. ``scope`` keys the anonymous ids (a job's id)."""
+    """Problems and records of the window. ``scope`` keys the anonymous ids (a job's id).
+    With ``student_model``, each problem carries that student's stored solve rate (with or
+    without the calculator) and the stats count them against ``band`` (``calibration_in_band``,
+    ``_below``, ``_above``, ``_uncalibrated``)."""
     sessions = (
         window_sessions(classroom_ids, date_from, date_to)
         .select_related("problem", "classroom", "assignment")
@@ -144,6 +135,10 @@ def build_dataset(
                 "messages",
                 queryset=Message.objects.order_by("created_at", "id").prefetch_related(
                     Prefetch("ratings", queryset=TurnRating.objects.order_by("created_at", "id")),
+                    Prefetch(
+                        "student_ratings",
+                        queryset=ReplyRating.objects.order_by("created_at", "id"),
+                    ),
                     "blocked_replies",
                 ),
             ),
@@ -165,21 +160,32 @@ def build_dataset(
                 instructions[problem.pk].append(text)
         result.records += _session_records(session, scope)
     withheld = 0
+    exported: list[int] = []  # primary keys, in the order of result.problems
     for problem in problems.values():
         if held_out(problem):
             withheld += 1
             continue
         result.problems.append(rollout_problem(problem, instructions[problem.pk]))
+        exported.append(problem.pk)
     from_bank = 0
     if include_problem_bank and len(result.problems) < min_problems:
-        bank = Problem.objects.filter(is_active=True).exclude(pk__in=list(problems)).order_by("id")
+        bank = Problem.objects.free_practice().exclude(pk__in=list(problems)).order_by("id")
         for problem in bank.iterator(chunk_size=200):
             if len(result.problems) >= min_problems:
                 break
             if held_out(problem):
                 continue
             result.problems.append(rollout_problem(problem))
+            exported.append(problem.pk)
             from_bank += 1
+    rates = stored_rates(exported, student_model, calculator=calculator) if student_model else {}
+    result.solve_rates = {
+        rp.problem_id: rates[pk]
+        for rp, pk in zip(result.problems, exported, strict=True)
+        if pk in rates
+    }
+    # Without a student model there is no calibration to count (and no keys on the page).
+    calibration = band_counts([rates.get(pk) for pk in exported], *band) if student_model else {}
     result.stats = {
         "sessions": sessions_count,
         "problems": len(result.problems),
@@ -189,6 +195,7 @@ def build_dataset(
         "ratings": sum(1 for r in result.records if r["kind"] == "rating"),
         "outcomes": sum(1 for r in result.records if r["kind"] == "outcome"),
         "blocked": sum(1 for r in result.records if r["kind"] == "blocked"),
+        **{f"calibration_{name}": count for name, count in calibration.items()},
     }
     return result
 
@@ -244,6 +251,24 @@ def _session_records(session: TutoringSession, scope: str) -> list[dict[str, Any
                         "model_name": message.model_name,
                     }
                 )
+            for student_rating in message.student_ratings.all():
+                records.append(
+                    {
+                        "kind": "student_rating",
+                        "schema": SCHEMA,
+                        "problem_id": problem_id,
+                        "problem_text": session.problem.text,
+                        "dialogue": session_ref,
+                        "turn": tutor_turns,
+                        "student": anonymise(scope, "student", student_rating.student_id),
+                        "helpful": student_rating.helpful,
+                        "reason": student_rating.reason,
+                        "leaked_answer": message.leaked_answer,
+                        "tutor_text": message.text,
+                        "history": list(history),
+                        "model_name": message.model_name,
+                    }
+                )
         if message.text:
             history.append({"role": message.role, "text": message.text})
     attempts = list(session.attempts.all())
@@ -280,11 +305,17 @@ def export_job_dataset(job, path) -> dict[str, int]:
         date_to=job.date_to,
         include_problem_bank=job.include_problem_bank,
         min_problems=min_problems,
+        student_model=job.config.get("student_model") or None,
+        calculator=bool(job.config.get("calculator")),
+        band=(
+            float(job.config.get("band_low", BAND_LOW)),
+            float(job.config.get("band_high", BAND_HIGH)),
+        ),
     )
     if not result.problems:
         raise ValueError(
             "the data window holds no problem to train on: widen it (classes, dates) or "
             "include the problem bank"
         )
-    write_dataset(path, result.problems, result.records)
+    write_dataset(path, result.problems, result.records, solve_rates=result.solve_rates)
     return result.stats

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from inference.adapters import AdapterPathError, confined_path
+from inference.adapter_errors import AdapterPathError
+from inference.adapter_files import confined_path
 
 
 def validate_adapter_path(value: str) -> None:

@@ -1,4 +1,4 @@
-"""Model versions, promotions and job bookkeeping, as plain synchronous functions.
+"""Model versions and promotions, as plain synchronous functions.
 
 Which version serves a session: the class's active promotion, else the global one, else the
 base model (:func:`serving_version`). Promoting ends the scope's active promotion and
@@ -8,27 +8,28 @@ A version's adapter folder must lie inside ``TUTOR_ADAPTER_DIR`` (:func:`check_a
 to be registered, promoted or loaded, and must hold an adapter vLLM can load
 (:func:`adapter_problem`: its config, its rank against the server's ``--max-lora-rank``, an
 intact safetensors file) to be promoted: a broken adapter is refused before it can serve.
+
+Training jobs and evaluation runs change state in :mod:`tutor.retraining.jobs`.
 """
 
 from __future__ import annotations
 
-import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inference import adapters
+from training.evaluation.gate import promotion_gate
+from training.jobs import TrainResult
 
+from .jobs import clean_metrics
 from .models import EvalRun, ModelVersion, Promotion, TrainingJob
-
-logger = logging.getLogger(__name__)
-
 
 # ---- versions ---------------------------------------------------------------------------------
 
@@ -58,13 +59,27 @@ def _classroom_id(classroom) -> int | None:
     return classroom if isinstance(classroom, int) else classroom.pk
 
 
+def _in_scope(promotions: QuerySet[Promotion], class_id: int | None) -> QuerySet[Promotion]:
+    """The active ones of ``promotions`` in one scope: a class, or (None) the global one."""
+    promotions = promotions.filter(active=True)
+    if class_id is None:
+        return promotions.filter(classroom__isnull=True)
+    return promotions.filter(classroom_id=class_id)
+
+
 def active_promotion(classroom=None) -> Promotion | None:
     """The active promotion of one scope: a class, or (None) the global one."""
-    class_id = _classroom_id(classroom)
-    promotions = Promotion.objects.select_related("version").filter(active=True)
-    if class_id is None:
-        return promotions.filter(classroom__isnull=True).first()
-    return promotions.filter(classroom_id=class_id).first()
+    return _in_scope(Promotion.objects.select_related("version"), _classroom_id(classroom)).first()
+
+
+def _end_active(class_id: int | None) -> Promotion | None:
+    """End the scope's active promotion (locked until the commit), if any; returns it."""
+    current = _in_scope(Promotion.objects.select_for_update(), class_id).first()
+    if current is not None:
+        current.active = False
+        current.ended_at = timezone.now()
+        current.save(update_fields=["active", "ended_at"])
+    return current
 
 
 def serving_version(classroom=None) -> ModelVersion:
@@ -163,6 +178,39 @@ def next_version_name() -> str:
     return f"tutor-v{highest + 1}"
 
 
+def register_version(job: TrainingJob, result: TrainResult) -> ModelVersion:
+    """The job's adapter as a candidate version, its folder copied into ``TUTOR_ADAPTER_DIR``
+    (once: a redelivered job finds it)."""
+    existing = ModelVersion.objects.filter(training_job=job).first()
+    if existing is not None:
+        return existing
+    base = job.base_version
+    for _ in range(20):
+        name = next_version_name()
+        target = Path(check_adapter_path(name))  # inside TUTOR_ADAPTER_DIR
+        try:
+            with transaction.atomic():
+                version = ModelVersion.objects.create(
+                    name=name,
+                    base_model=base.base_model,
+                    adapter_path=str(target),
+                    parent=base,
+                    status=ModelVersion.Status.CANDIDATE,
+                    metrics=clean_metrics(result.metrics),
+                    training_job=job,
+                    notes=f"trained by job {job.pk} from {base.name}",
+                )
+        except IntegrityError:  # the name was taken meanwhile
+            continue
+        try:
+            shutil.copytree(result.adapter_dir, target, dirs_exist_ok=True)
+        except Exception:
+            version.delete()
+            raise
+        return version
+    raise RuntimeError("could not find a free version name")
+
+
 # ---- evaluations and the gate -----------------------------------------------------------------
 
 
@@ -175,8 +223,6 @@ def latest_eval(version: ModelVersion, *, exclude: int | None = None) -> EvalRun
 
 def gate_verdict(candidate_run: EvalRun, active_run: EvalRun | None) -> dict[str, Any]:
     """``promotion_gate`` over two evaluation runs, as stored (with what it compared)."""
-    from training.evaluation.gate import promotion_gate
-
     verdict = promotion_gate(candidate_run.report, active_run.report if active_run else None)
     data = verdict.to_dict()
     data["candidate_eval"] = candidate_run.pk
@@ -266,36 +312,24 @@ def promote(
             if current is not None and current.version_id == version.pk:
                 result.promotions.append(current)  # already promoted there: nothing to do
                 continue
-            result.promotions.append(
-                _activate(version, scope, user, Promotion.Action.PROMOTE, check, override)
-            )
+            result.promotions.append(_activate(version, scope, user, check, override))
         refresh_statuses()
     return result
 
 
-def _activate(version, classroom, user, action, check: GateCheck | None, override: bool):
+def _activate(version, classroom, user, check: GateCheck, override: bool) -> Promotion:
+    """Promote ``version`` in one scope, after the promotion it ends there (if any)."""
     class_id = _classroom_id(classroom)
-    scope = Promotion.objects.select_for_update().filter(active=True)
-    scope = (
-        scope.filter(classroom__isnull=True)
-        if class_id is None
-        else scope.filter(classroom_id=class_id)
-    )
-    current = scope.first()
-    previous = current
-    if current is not None:
-        current.active = False
-        current.ended_at = timezone.now()
-        current.save(update_fields=["active", "ended_at"])
+    previous = _end_active(class_id)
     return Promotion.objects.create(
         version=version,
         classroom_id=class_id,
         promoted_by=user,
-        action=action,
+        action=Promotion.Action.PROMOTE,
         previous=previous,
         active=True,
-        gate=check.verdict if check else None,
-        override=bool(override and check is not None and not check.passed),
+        gate=check.verdict,
+        override=bool(override and not check.passed),
     )
 
 
@@ -305,18 +339,9 @@ def rollback(classroom, user) -> Promotion | None:
     global to the base model). Raises ``PromotionRefused`` when nothing is promoted there."""
     class_id = _classroom_id(classroom)
     with transaction.atomic():
-        scope = Promotion.objects.select_for_update().filter(active=True)
-        scope = (
-            scope.filter(classroom__isnull=True)
-            if class_id is None
-            else scope.filter(classroom_id=class_id)
-        )
-        current = scope.first()
+        current = _end_active(class_id)
         if current is None:
             raise PromotionRefused(["nothing is promoted there; nothing to roll back"])
-        current.active = False
-        current.ended_at = timezone.now()
-        current.save(update_fields=["active", "ended_at"])
         restored = None
         target = current.previous
         if target is not None:
@@ -332,94 +357,3 @@ def rollback(classroom, user) -> Promotion | None:
             )
         refresh_statuses()
     return restored
-
-
-# ---- jobs -------------------------------------------------------------------------------------
-
-
-def request_cancel(job: TrainingJob) -> TrainingJob:
-    """Ask a job to stop. A queued job (or one whose worker is gone) ends at once; a running
-    job stops at its next check (the trainer calls ``should_stop`` every step)."""
-    with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
-        if job.is_finished:
-            return job
-        job.cancel_requested = True
-        fields = ["cancel_requested"]
-        stale = job.heartbeat_at is None or (
-            (timezone.now() - job.heartbeat_at).total_seconds() > settings.TUTOR_JOB_STALE_SECONDS
-        )
-        if job.status == TrainingJob.Status.QUEUED or stale:
-            job.status = TrainingJob.Status.CANCELLED
-            job.finished_at = timezone.now()
-            fields += ["status", "finished_at"]
-        job.save(update_fields=fields)
-    return job
-
-
-TRAINING_TASK = "tutor.retraining.tasks.run_training_job_task"
-EVALUATION_TASK = "tutor.retraining.tasks.run_evaluation_task"
-
-
-def publish_task(name: str, *args: Any) -> Any:
-    """Send a Celery task by name (routed by ``CELERY_TASK_ROUTES``): the task modules import
-    this one, so it never imports them."""
-    return current_app.send_task(name, args=list(args))
-
-
-def _queue_on_commit(task: str, row, what: str) -> None:
-    """Publish the task named ``task`` for ``row.pk`` once the row is committed; record its
-    id. A broker outage fails the row with the reason instead of leaving it queued forever
-    (and the training job whose evaluation it was)."""
-    model = type(row)
-
-    def publish() -> None:
-        try:
-            result = publish_task(task, row.pk)
-        except Exception as exc:
-            logger.exception("could not queue %s %s", what, row.pk)
-            error = f"could not queue the {what} (is the broker up?): {exc}"
-            model.objects.filter(pk=row.pk).update(
-                status=model.Status.FAILED, error=error, finished_at=timezone.now()
-            )
-            job_id = getattr(row, "training_job_id", None)
-            if isinstance(row, EvalRun) and job_id is not None:
-                TrainingJob.objects.filter(pk=job_id).update(
-                    status=TrainingJob.Status.FAILED,
-                    error=f"the evaluation after training failed: {error}",
-                    finished_at=timezone.now(),
-                )
-            return
-        model.objects.filter(pk=row.pk).update(celery_task_id=result.id or "")
-
-    transaction.on_commit(publish)
-
-
-def queue_training_job(job: TrainingJob) -> None:
-    """Queue the job's task (after the commit)."""
-    _queue_on_commit(TRAINING_TASK, job, "job")
-
-
-def default_eval_config(**overrides) -> dict[str, Any]:
-    """EvaluationConfig fields the platform sets (endpoints and model names are added when the
-    run starts)."""
-    config: dict[str, Any] = {"limit": settings.TUTOR_EVAL_LIMIT}
-    if settings.TUTOR_EVAL_REWARD_MODEL:
-        config["reward_model"] = settings.TUTOR_EVAL_REWARD_MODEL
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    return config
-
-
-def start_evaluation(
-    version: ModelVersion, user=None, *, training_job: TrainingJob | None = None, **config
-) -> EvalRun:
-    """Create an evaluation run of ``version`` and queue it (after the commit). With
-    ``training_job`` it is that job's post-training evaluation: its failure fails the job."""
-    run = EvalRun.objects.create(
-        version=version,
-        created_by=user,
-        config=default_eval_config(**config),
-        training_job=training_job,
-    )
-    _queue_on_commit(EVALUATION_TASK, run, "evaluation")
-    return run

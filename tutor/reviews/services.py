@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inference.judge import JudgeConfig, JudgeError, Verdict
-from training.moderation import moderate
+from pedagogy.moderation import moderate
 from tutor.dialogues.models import Message, TutoringSession
 
 from .models import Flag, JudgeVerdict, TeacherMove, TurnRating

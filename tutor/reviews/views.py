@@ -84,6 +84,8 @@ def review_session(request: HttpRequest, session_id: int) -> HttpResponse:
             "flags",
             "blocked_replies",
             "judge_verdicts",
+            # The session's student's thumbs up or down, shown beside the teacher's rating.
+            "student_ratings",
         )
     )
     for message in messages:

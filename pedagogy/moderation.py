@@ -204,11 +204,17 @@ def _compile(pattern: str) -> re.Pattern:
 _COMPILED = [(category, severity, _compile(pattern)) for category, severity, pattern in LEXICON]
 
 
+# Longest text read (a student message is capped far below this by the socket); the rest is
+# not read, so moderation costs time linear in a bounded length.
+MAX_MODERATED_CHARS = 20_000
+
+
 def moderate(text: str) -> ModerationResult:
-    """The most severe lexicon match in ``text`` (``CLEAN`` when there is none)."""
+    """The most severe lexicon match in ``text`` (``CLEAN`` when there is none); only its first
+    :data:`MAX_MODERATED_CHARS` characters are read."""
     if not text:
         return CLEAN
-    base, normalised, origin = _prepare(text)
+    base, normalised, origin = _prepare(text[:MAX_MODERATED_CHARS])
     best = CLEAN
     for category, severity, pattern in _COMPILED:
         if SEVERITY_RANK[severity] <= SEVERITY_RANK[best.severity]:

@@ -12,7 +12,7 @@ kept below ``MAX_GUESS`` / ``MAX_SLIP`` (0.3) so that "mastered" stays the state
 chance of a correct answer (the usual identifiability constraint), and weak Beta priors centred
 on ``DEFAULT_PARAMS`` (a MAP fit) keep the estimates sensible when a skill has few attempts.
 
-Plain Python and numpy: no Django, so a training worker can use it too.
+Plain Python and numpy: no Django and no torch, so the dashboards and a training worker share it.
 """
 
 from __future__ import annotations
