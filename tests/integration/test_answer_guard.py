@@ -8,20 +8,10 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from django.urls import reverse
 
-from tutor.dialogues.models import BlockedReply, Message, TutoringSession
+from tutor.dialogues.models import BlockedReply, Message
 from tutor.reviews.models import Flag
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def student(make_user):
-    return make_user("guarded")
-
-
-@pytest.fixture
-def tutoring_session(student, problem):
-    return TutoringSession.objects.create(student=student, problem=problem)
 
 
 async def exchange(ws, text: str) -> tuple[list[dict], dict]:
