@@ -34,6 +34,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -61,6 +62,7 @@ from training.jobs import (
     TrainResult,
 )
 from training.publisher import PolicyPublisher
+from training.reward_model.stage import STAGE, retrain_reward_model
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -229,6 +231,51 @@ def _load_reward_model(config: TrainJobConfig):
     return model
 
 
+def _reward_model_stage(
+    config: TrainJobConfig,
+    records: Sequence[dict],
+    work: Path,
+    on_progress: ProgressFn | None,
+    log: LogFn,
+) -> TrainJobConfig:
+    """Retrain the reward model from the window (:mod:`training.reward_model.stage`), reporting
+    the stage's progress; returns the config with the reward model the job uses."""
+
+    def report(status: str, **figures: Any) -> None:
+        if on_progress is not None:
+            on_progress(
+                Progress(
+                    step=0,
+                    total_steps=config.steps,
+                    stage=STAGE,
+                    stage_report={"status": status, **figures},
+                )
+            )
+
+    last = [0.0]
+
+    def on_step(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] >= 1.0:
+            last[0] = now
+            report("running", done=done, total=total)
+
+    report("running", done=0, total=0)
+    result = retrain_reward_model(
+        records,
+        work,
+        init=config.reward_model,
+        min_pairs=config.reward_model_min_pairs,
+        epochs=config.reward_model_epochs,
+        seed=config.seed,
+        on_step=on_step,
+        log=log,
+    )
+    figures = {k: v for k, v in result.to_dict().items() if k not in ("status", "path")}
+    report(result.status, **{**figures, "done": result.steps, "total": result.steps})
+    return replace(config, reward_model=result.path)
+
+
 def train(
     config: TrainJobConfig,
     dataset_path: str,
@@ -253,6 +300,17 @@ def train(
     resume = get_last_checkpoint(str(work)) if any(work.glob("checkpoint-*")) else None
     process = PartialState()
     rank = process.process_index
+    if config.retrain_reward_model:
+        # The main process trains (or reads back) the reward model first; the others then read
+        # its saved result.
+        with process.main_process_first():
+            config = _reward_model_stage(
+                config,
+                dataset.records,
+                work,
+                on_progress if process.is_main_process else None,
+                log,
+            )
     saved = load_state(Path(resume), rank) if resume else None
     if saved:
         curriculum = SelfEvolvingCurriculum.from_state(saved["curriculum"])

@@ -78,6 +78,11 @@ class TrainJobConfig:
     band_high: float = 0.60
     # The simulated student may use calc() (training.calculator) in its final solutions.
     calculator: bool = False
+    # Retrain the reward model from the window's ratings and blocked attempts before GRPO
+    # (training.reward_model.stage), starting from ``reward_model``; it counts with mu > 0.
+    retrain_reward_model: bool = False
+    reward_model_min_pairs: int = 20
+    reward_model_epochs: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         """Every option but the API keys (the dict is stored on the job and in checkpoints)."""
@@ -97,13 +102,18 @@ class TrainJobConfig:
 
 @dataclass
 class Progress:
-    """Reported after every optimiser step (and once at start, step = resumed step)."""
+    """Reported after every optimiser step (and once at start, step = resumed step), and
+    during a stage that runs before the steps."""
 
     step: int
     total_steps: int
     metrics: dict[str, float] = field(default_factory=dict)
     message: str = ""
     checkpoint: str | None = None  # set when this step wrote a checkpoint
+    # A stage before the steps (the reward model's retraining): its name and what it reports
+    # (status, done, total, figures); step, total_steps and metrics are then left alone.
+    stage: str | None = None
+    stage_report: dict[str, Any] | None = None
 
 
 @dataclass

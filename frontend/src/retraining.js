@@ -58,6 +58,29 @@ function curveChart(canvas, name) {
   });
 }
 
+function formatAccuracy(value) {
+  return typeof value === 'number' ? value.toFixed(3) : 'n/a';
+}
+
+// The reward model's retraining, a stage before the first step.
+function renderStage(stage) {
+  const row = document.getElementById('job-stage-reward_model');
+  if (!row || !stage) return;
+  row.hidden = false;
+  const bar = document.getElementById('rm-progress');
+  bar.max = Math.max(stage.total || 0, 1);
+  bar.value = stage.done || 0;
+  document.getElementById('rm-status').textContent = stage.status === 'running'
+    ? `retraining: step ${stage.done || 0} of ${stage.total || 0}`
+    : stage.status;
+  const parts = [];
+  if (typeof stage.accuracy_after === 'number') {
+    parts.push(`held-out pairwise accuracy ${formatAccuracy(stage.accuracy_before)} → ${formatAccuracy(stage.accuracy_after)} on ${stage.held_out_pairs} pairs (${stage.train_pairs} trained on)`);
+  }
+  if (stage.reason) parts.push(stage.reason);
+  document.getElementById('rm-figures').textContent = parts.join(' · ');
+}
+
 function renderJob(root, charts, data) {
   root.dataset.state = data.status;
   document.getElementById('job-status').textContent = data.status_display;
@@ -86,6 +109,7 @@ function renderJob(root, charts, data) {
   if (data.dataset && data.dataset.problems !== undefined) {
     document.getElementById('job-dataset').textContent = `${data.dataset.problems} problems, ${data.dataset.ratings} ratings, ${data.dataset.outcomes} outcomes`;
   }
+  renderStage(data.stages && data.stages.reward_model);
   const log = document.getElementById('job-log');
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
   // Compared with what is shown (notice included), so an unchanged log is left alone: a

@@ -139,6 +139,46 @@ def test_job_detail_and_progress_json(client, admin, world):
     assert data["stale"] is True  # no heartbeat yet
 
 
+def test_the_reward_model_stage_shows_its_progress_then_its_accuracy(client, admin, world):
+    from training.jobs import Progress
+
+    job = world["job"]
+    job.config = {"steps": 3, "retrain_reward_model": True, "mu": 0.5}
+    job.save(update_fields=["config"])
+    client.force_login(admin)
+    page = client.get(reverse("retraining:job_detail", args=[job.pk])).text
+    assert "retrained from the window's ratings before the first step" in page
+
+    def report(**stage_report):
+        fields = jobs.apply_progress(
+            job, Progress(step=0, total_steps=3, stage="reward_model", stage_report=stage_report)
+        )
+        job.save(update_fields=sorted(fields))
+        return fields
+
+    # A stage report leaves the steps, metrics and curves alone.
+    assert report(status="running", done=4, total=10) == {"stages"}
+    job.refresh_from_db()
+    assert (job.step, job.history[0]["reward_mean"]) == (1, 0.25)
+    data = client.get(reverse("retraining:job_progress", args=[job.pk])).json()
+    assert data["stages"]["reward_model"] == {"status": "running", "done": 4, "total": 10}
+    page = client.get(reverse("retraining:job_detail", args=[job.pk])).text
+    assert "retraining: step 4 of 10" in page
+
+    report(
+        status="trained",
+        done=10,
+        total=10,
+        accuracy_before=0.5,
+        accuracy_after=0.75,
+        held_out_pairs=8,
+        train_pairs=30,
+        reason="held-out pairwise accuracy 0.500 → 0.750",
+    )
+    page = client.get(reverse("retraining:job_detail", args=[job.pk])).text
+    assert "held-out pairwise accuracy 0.500 → <strong>0.750</strong> on 8 pairs" in page
+
+
 def test_job_form_validation(
     client, admin, world, no_publishing, django_capture_on_commit_callbacks
 ):
@@ -167,6 +207,9 @@ def test_job_form_validation(
         ({"learning_rate": "fast"}, "learning_rate"),
         ({"base_version": "999999"}, "base_version"),
         ({"date_from": "2030-02-01", "date_to": "2030-01-01"}, "date_to"),
+        ({"band_low": "0.7", "band_high": "0.2"}, "band_high"),
+        ({"band_high": "1.5"}, "band_high"),
+        ({"retrain_reward_model": "on", "mu": "0"}, "retrain_reward_model"),
     ]
     for change, field in bad_cases:
         response = client.post(url, {**good, **change})
@@ -200,7 +243,24 @@ def test_job_form_validation(
         3,
     )
     assert config["learning_rate"] == 1e-5 and config["init_adapter"] is None
-    assert [p[0] for p in no_publishing] == ["train", "train"]
+    # The band and calculator defaults when the advanced fields are left empty.
+    assert (config["band_low"], config["band_high"], config["calculator"]) == (0.01, 0.6, False)
+    assert config["retrain_reward_model"] is False
+
+    tuned = {
+        **good,
+        "mu": "0.5",
+        "retrain_reward_model": "on",
+        "band_low": "0.1",
+        "band_high": "0.5",
+        "calculator": "on",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, tuned)
+    config = TrainingJob.objects.latest("id").config
+    assert (config["band_low"], config["band_high"], config["calculator"]) == (0.1, 0.5, True)
+    assert config["retrain_reward_model"] is True and config["mu"] == 0.5
+    assert [p[0] for p in no_publishing] == ["train", "train", "train"]
     assert job.celery_task_id == "task-id"
 
 

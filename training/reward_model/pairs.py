@@ -17,6 +17,11 @@ Sources:
   answer away (the automatic leak check, or the answer found in it) is never preferred,
   however helpful students found it: a student's thumbs up rewards being told the answer,
   which is the habit the reward model exists to discourage.
+- A retraining dataset (``tutor/retraining/export.py``): its teachers' ``rating`` records (as
+  the class export's ratings) and its ``blocked`` records, the reply attempts the answer guard
+  stopped at serving time: the reply the student was shown instead is preferred over the
+  stopped attempt, in the same context, with ``BLOCKED_PAIR_WEIGHT`` (a leak the platform
+  caught is as clear a negative as a teacher's "gave the answer away").
 
 Every pair and rated turn carries a ``problem_key``; :func:`split_by_problem` puts each problem
 wholly in train or in held-out, so no problem leaks between them.
@@ -45,6 +50,7 @@ RUBRIC_FIELDS = ("helpful", "no_answer_reveal", "correct", "encourages_thinking"
 GAVE_AWAY_PENALTY = 5.0
 GAVE_AWAY_WEIGHT = 2.0
 STUDENT_PAIR_WEIGHT = 0.5
+BLOCKED_PAIR_WEIGHT = GAVE_AWAY_WEIGHT
 
 History = tuple[tuple[str, str], ...]  # ((speaker, text), ...), speaker "teacher" / "student"
 
@@ -63,7 +69,8 @@ class PreferencePair:
     chosen: Sample
     rejected: Sample
     problem_key: str
-    # "mathdial_telling", "synthetic_telling", "ratings", "ratings_gave_away", "student_ratings"
+    # "mathdial_telling", "synthetic_telling", "ratings", "ratings_gave_away", "student_ratings",
+    # "blocked"
     kind: str
     weight: float = 1.0
 
@@ -394,6 +401,83 @@ def dataset_student_rated_turns(
             )
         )
     return turns
+
+
+def _rubric(record: dict) -> float | None:
+    return _mean(
+        float(record[f])
+        for f in RUBRIC_FIELDS
+        if isinstance(record.get(f), (int, float)) and not isinstance(record.get(f), bool)
+    )
+
+
+def dataset_rated_turns(
+    records: Iterable[dict], *, history_turns: int | None = 6
+) -> list[RatedTurn]:
+    """The teachers' rated turns of a retraining dataset: its ``rating`` records grouped by
+    dialogue and turn, with the utility :func:`rated_turns` gives the class export's."""
+    grouped: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        if record.get("kind") == "rating":
+            grouped[(record.get("dialogue"), record.get("turn"))].append(record)
+    rated = []
+    for group in grouped.values():
+        first = group[0]
+        text = str(first.get("problem_text") or "").strip()
+        body = str(first.get("tutor_text") or "").strip()
+        if not text or not body:
+            continue
+        rubric = _mean(m for m in (_rubric(r) for r in group) if m is not None)
+        rubric = 3.0 if rubric is None else rubric
+        gave_away = sum(bool(r.get("gave_away_answer")) for r in group) / len(group)
+        rated.append(
+            RatedTurn(
+                sample=Sample(text, _speaker_history(first.get("history"), history_turns), body),
+                problem_key=problem_key(text),
+                rubric=rubric,
+                gave_away=gave_away,
+                utility=rubric - GAVE_AWAY_PENALTY * gave_away,
+            )
+        )
+    return rated
+
+
+def blocked_pairs(
+    records: Iterable[dict],
+    *,
+    history_turns: int | None = 6,
+    max_pairs_per_problem: int = 50,
+    seed: int = 0,
+) -> list[PreferencePair]:
+    """The reply shown over each attempt the answer guard stopped, in the same context
+    (``blocked`` records that carry the shown reply; older datasets without it give none)."""
+    by_problem: dict[str, list[PreferencePair]] = defaultdict(list)
+    for record in records:
+        if record.get("kind") != "blocked":
+            continue
+        text = str(record.get("problem_text") or "").strip()
+        stopped = str(record.get("tutor_text") or "").strip()
+        shown = str(record.get("shown_text") or "").strip()
+        if not text or not stopped or not shown or shown == stopped:
+            continue
+        history = _speaker_history(record.get("history"), history_turns)
+        key = problem_key(text)
+        by_problem[key].append(
+            PreferencePair(
+                Sample(text, history, shown),
+                Sample(text, history, stopped),
+                key,
+                "blocked",
+                BLOCKED_PAIR_WEIGHT,
+            )
+        )
+    pairs = []
+    for key in sorted(by_problem):
+        group = by_problem[key]
+        if len(group) > max_pairs_per_problem:
+            group = _rng(seed, key, "blocked").sample(group, max_pairs_per_problem)
+        pairs.extend(group)
+    return pairs
 
 
 def student_ratings_pairs(

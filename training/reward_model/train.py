@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,9 @@ from .model import DEFAULT_ENCODER, RewardModel
 from .pairs import (
     PreferencePair,
     RatedTurn,
+    blocked_pairs,
     cap,
+    dataset_rated_turns,
     dataset_student_rated_turns,
     mathdial_pairs,
     mathtutorbench_pairs,
@@ -125,9 +127,11 @@ def train_reward_model(
     seed: int = 0,
     progress: bool = True,
     log=None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[float]:
     """Bradley-Terry training: minimise -w * log sigmoid(s_chosen - s_rejected), plus a small
-    pull of the scores toward zero. Returns the mean loss of each optimiser step."""
+    pull of the scores toward zero. Returns the mean loss of each optimiser step;
+    ``on_step(done, total)`` is called after each."""
     torch.manual_seed(seed)
     order_rng = random.Random(seed)
     head_params = list(model.head.parameters())
@@ -164,6 +168,8 @@ def train_reward_model(
             scheduler.step()
             losses.append(float(loss.detach()))
             bar.update(1)
+            if on_step is not None:
+                on_step(len(losses), total)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             if log and len(losses) % 20 == 0:
                 log(f"step {len(losses)}/{total} loss {np.mean(losses[-20:]):.4f}")
@@ -188,7 +194,9 @@ def build_data(args) -> tuple[list[PreferencePair], list[RatedTurn]]:
         sessions = [line for line in lines if "kind" not in line]
         records = [line for line in lines if "kind" in line]
         rated = rated_turns(sessions, history_turns=args.history_turns)
+        rated += dataset_rated_turns(records, history_turns=args.history_turns)
         pairs += ratings_pairs(rated, seed=args.seed)
+        pairs += blocked_pairs(records, history_turns=args.history_turns, seed=args.seed)
         students = student_rated_turns(sessions, history_turns=args.history_turns)
         students += dataset_student_rated_turns(records, history_turns=args.history_turns)
         pairs += student_ratings_pairs(students, seed=args.seed)
@@ -206,7 +214,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="*",
         default=[],
         help="class export JSONL files (teachers' and students' ratings), or retraining "
-        "dataset files (their students' ratings)",
+        "dataset files (their teachers' and students' ratings and the guard's blocked attempts)",
     )
     parser.add_argument("--out", required=True, help="folder to save the model into")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="encoder folder")

@@ -226,6 +226,9 @@ def _session_records(session: TutoringSession, scope: str) -> list[dict[str, Any
                         "reason": blocked.reason,
                         "detail": blocked.detail,
                         "tutor_text": blocked.text,
+                        # what the student was shown instead: the preferred side of the
+                        # reward model's pair (training.reward_model.pairs.blocked_pairs)
+                        "shown_text": message.text,
                         "history": list(history),
                         "model_name": message.model_name,
                     }

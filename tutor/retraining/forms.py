@@ -105,9 +105,40 @@ class TrainingJobForm(forms.Form):
         help_text="The tutor plans inside <think> tags that students never see; serve the "
         "version with TUTOR_HIDDEN_PLANNING set the same way.",
     )
+    retrain_reward_model = forms.BooleanField(
+        required=False,
+        label="Retrain the reward model first",
+        help_text="Before the first step, retrain the learned pedagogy reward from the window's "
+        "teacher and student ratings and the answers the guard stopped (with μ above 0); kept "
+        "only if its held-out accuracy does not fall.",
+    )
+    band_low = _number(
+        "Informative band: lowest solve rate",
+        min_value=0,
+        max_value=1,
+        initial=0.01,
+        required=False,
+        help_text="Steps draw problems the simulated student solves alone at least this often "
+        "(calibrated problems only; see manage.py calibrate_problems).",
+    )
+    band_high = _number(
+        "Informative band: highest solve rate",
+        min_value=0,
+        max_value=1,
+        initial=0.60,
+        required=False,
+        help_text="… and at most this often.",
+    )
+    calculator = forms.BooleanField(
+        required=False,
+        label="The simulated student has a calculator",
+        help_text="Its arithmetic is exact, so the dialogue decides whether it picks the right "
+        "operations.",
+    )
 
     ADVANCED = (
         "mu",
+        "retrain_reward_model",
         "beta",
         "variant",
         "max_turns",
@@ -115,6 +146,9 @@ class TrainingJobForm(forms.Form):
         "problems_per_step",
         "include_problem_bank",
         "curriculum",
+        "band_low",
+        "band_high",
+        "calculator",
         "hidden_planning",
     )
 
@@ -139,6 +173,14 @@ class TrainingJobForm(forms.Form):
         if start and end and start > end:
             self.add_error("date_to", "The end date is before the start date.")
             return data
+        low, high = data.get("band_low"), data.get("band_high")
+        if low is not None and high is not None and low > high:
+            self.add_error("band_high", "The highest solve rate is below the lowest.")
+        if data.get("retrain_reward_model") and not data.get("mu"):
+            self.add_error(
+                "retrain_reward_model",
+                "The retrained reward model only counts in the reward with μ above 0.",
+            )
         if self.errors:
             return data
         classroom_ids = [c.pk for c in data.get("classrooms") or []]
@@ -173,6 +215,10 @@ class TrainingJobForm(forms.Form):
             curriculum=data["curriculum"],
             hidden_planning=data["hidden_planning"],
             reward_model=settings.TUTOR_EVAL_REWARD_MODEL if data["mu"] else None,
+            retrain_reward_model=data["retrain_reward_model"],
+            band_low=0.01 if data["band_low"] is None else data["band_low"],
+            band_high=0.60 if data["band_high"] is None else data["band_high"],
+            calculator=data["calculator"],
         )
 
 

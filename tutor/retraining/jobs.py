@@ -98,6 +98,15 @@ def append_log(job_id: int, text: str) -> None:
 
 def apply_progress(job: TrainingJob, progress: Progress) -> set[str]:
     """Fold one progress report into the row; returns the fields it changed."""
+    if progress.stage:
+        stages = dict(job.stages or {})
+        stages[str(progress.stage)[:64]] = json_safe(progress.stage_report or {})
+        job.stages = stages
+        fields = {"stages"}
+        if progress.message:
+            job.log = capped_log(job.log, stamped(progress.message))
+            fields.add("log")
+        return fields
     job.step = max(0, int(progress.step))
     job.total_steps = max(0, int(progress.total_steps))
     fields = {"step", "total_steps"}

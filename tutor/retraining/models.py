@@ -170,6 +170,8 @@ class TrainingJob(models.Model):
     total_steps = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)  # the latest step's
     history = models.JSONField(default=list, blank=True)  # [{"step": n, metric: value, ...}]
+    # Stages before the steps, by name ("reward_model"): {"status", "done", "total", figures}
+    stages = models.JSONField(default=dict, blank=True)
     checkpoint_path = models.CharField(max_length=1000, blank=True)
     log = models.TextField(blank=True)  # newest kept, capped (tutor.retraining.runner)
     workdir = models.CharField(max_length=1000, blank=True)

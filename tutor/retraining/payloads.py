@@ -76,6 +76,7 @@ def job_payload(job: TrainingJob) -> dict[str, Any]:
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "dataset": job.dataset_stats,
+        "stages": job.stages or {},
         "log": job.log[-LOG_TAIL_CHARS:],
         "log_truncated": len(job.log) > LOG_TAIL_CHARS,
         "result_version": (
