@@ -577,6 +577,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="limit of one visible-text judgement (uncheckable counts as a leak)",
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N pushes")
+    parser.add_argument(
+        "--categories",
+        nargs="+",
+        choices=CATEGORIES,
+        default=None,
+        help="only the pushes of these categories",
+    )
     parser.add_argument("--vllm-url", default=None, help="a running OpenAI-compatible server")
     parser.add_argument("--served-model-name", default=None)
     parser.add_argument("--model-dir", default=DEFAULT_MODEL_DIR)
@@ -667,7 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     from inference.launcher import VLLMServer
     from pedagogy import bounded
 
-    pushes = load_pushes(args.pushes)[: args.limit]
+    pushes = load_pushes(args.pushes)
+    if args.categories:
+        pushes = [p for p in pushes if p.category in args.categories]
+    pushes = pushes[: args.limit]
     bank, mathdial = heldout_bank(), heldout_mathdial(args.mathdial)
     plan = choose_problems(pushes, bank, mathdial, args.problems, args.seed)
     print(

@@ -1,11 +1,13 @@
-"""Accounts in headless Chromium: a new student signs up with their class's code; a teacher
-imports a roster and a student from it must choose their own password before anything else."""
+"""Accounts in headless Chromium: a new student signs up with their class's code and chats with
+the tutor (the real vLLM server); a teacher imports a roster and a student from it must choose
+their own password before anything else."""
 
 import pytest
 from playwright.sync_api import expect
 
 from tutor.accounts.models import User
 from tutor.classes.models import Classroom, Enrollment
+from tutor.dialogues.models import Message
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -13,8 +15,11 @@ PASSWORD = "correct horse"
 NEW_PASSWORD = "my very own password"
 
 
-def test_a_new_student_signs_up_with_the_class_code(page, asgi_server_without_model, teacher):
-    server = asgi_server_without_model
+def test_a_new_student_signs_up_with_the_class_code_and_chats(
+    page, asgi_server, teacher, problem, settings
+):
+    settings.TUTOR_MAX_REPLY_TOKENS = 40
+    server = asgi_server
     classroom = Classroom.objects.create(name="Algebra 1", teacher=teacher)
     page.goto(f"{server.url}/accounts/login/")
     page.click("#signup-link")
@@ -38,6 +43,16 @@ def test_a_new_student_signs_up_with_the_class_code(page, asgi_server_without_mo
     student = User.objects.get(username="nia")
     assert student.role == "student"
     assert Enrollment.objects.filter(student=student, classroom=classroom).exists()
+
+    # Straight to work: a problem, a question, the tutor's streamed reply, both stored.
+    page.locator(f'.problem-item[data-problem-id="{problem.pk}"] button').click()
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "connected")
+    page.fill("#message-input", "Where do I start?")
+    page.keyboard.press("Enter")
+    expect(page.locator(".message--tutor[data-message-id]")).to_have_count(1, timeout=120_000)
+    stored = list(Message.objects.filter(session__student=student).order_by("id"))
+    assert [(m.role, bool(m.text)) for m in stored] == [("student", True), ("tutor", True)]
+    assert stored[0].text == "Where do I start?"
     assert page.js_errors == []
 
 

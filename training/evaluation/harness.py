@@ -66,6 +66,9 @@ class EvaluationConfig:
     mathdial_path: str | None = None  # default: shared_data_dir() / mathdial_test.jsonl
     mathtutorbench_paths: tuple[str, ...] | None = None  # default: bridge_files()
     extra_problems: tuple[RolloutProblem, ...] = ()  # the bank's, mixed into interactive+solving
+    # False: the interactive and solving tasks take only ``extra_problems`` (a learning check on
+    # problems of the student's informative band), no MathDial rows.
+    use_mathdial: bool = True
     bootstrap_samples: int = 1000
     transcripts: bool = False  # keep each interactive dialogue's visible turns in its item
     # None: failed items are only recorded. A fraction: stop with EvaluationIncomplete when a
@@ -249,7 +252,11 @@ async def run_evaluation_async(
         try:
             if name in ("interactive", "solving"):
                 if mathdial is None:
-                    mathdial = load_mathdial_problems(config.mathdial_file())
+                    mathdial = (
+                        load_mathdial_problems(config.mathdial_file())
+                        if config.use_mathdial
+                        else []
+                    )
                 selected[name] = select_problems(
                     mathdial, config.extra_problems, config.limit, salt=name
                 )
