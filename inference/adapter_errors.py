@@ -37,6 +37,11 @@ class InvalidAdapter(AdapterError):
     """The adapter folder is not a LoRA adapter the server can load."""
 
 
+class AdapterRejected(AdapterError):
+    """The server read the adapter and refused it (wrong shapes, a rank above its maximum, a
+    corrupt file): loading it again will not help, unlike a server that is down."""
+
+
 @dataclass
 class ReplicaLoads:
     """What loading one adapter on several replicas did, per replica URL."""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from inference.adapter_errors import (
     AdapterError,
+    AdapterRejected,
     LoRANotEnabled,
     PartialLoad,
     ReplicaLoads,
@@ -136,6 +137,8 @@ def _interpret_load(root: str, name: str, path: str, answer: Answer) -> bool:
             f"vLLM found no adapter for {name!r} at {path} (the folder must exist on the model "
             f"server's machine and hold adapter_config.json): {message}"
         )
+    if 400 <= answer.status < 500 or (answer.status == 500 and message):
+        raise AdapterRejected(f"vLLM refused to load adapter {name!r} ({answer.status}): {message}")
     raise AdapterError(f"vLLM refused to load adapter {name!r} ({answer.status}): {message}")
 
 

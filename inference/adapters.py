@@ -38,6 +38,7 @@ import httpx
 from inference.adapter_errors import (
     AdapterError,
     AdapterPathError,
+    AdapterRejected,
     InvalidAdapter,
     LoRANotEnabled,
     PartialLoad,
@@ -78,6 +79,7 @@ __all__ = [
     "AdapterError",
     "AdapterInfo",
     "AdapterPathError",
+    "AdapterRejected",
     "InvalidAdapter",
     "LoRANotEnabled",
     "Options",

@@ -286,6 +286,33 @@ def test_broken_adapters_are_refused_before_they_can_serve(serving, admin, setti
         services.promote(missing, admin, override=True)
 
 
+def test_an_adapter_the_model_server_refuses_is_not_promoted(serving, admin, settings, client):
+    """Files that pass the checks, but vLLM reads them and refuses (here a server whose
+    maximum rank is below what the platform was told): the promotion is refused with vLLM's
+    reason, and the class stays on its version. A server that is down does not stop it."""
+    settings.TUTOR_MAX_LORA_RANK = 256
+    wide = candidate(
+        "tutor-v2", write_adapter(Path(settings.TUTOR_ADAPTER_DIR) / "tutor-v2", rank=64)
+    )
+    client.force_login(admin)
+    url = reverse("retraining:version_promote", args=[wide.pk])
+    with ScriptedModelServer(served_models={"base"}) as server:
+        settings.TUTOR_MODEL_BASE_URL = server.base_url
+        server.load_error = (400, {"message": "LoRA rank 64 is greater than max_lora_rank 16."})
+        page = client.post(url, {"scope": "classes", "classrooms": [serving.pk]}, follow=True)
+        assert "tutor-v2 was not promoted" in page.text
+        assert "greater than max_lora_rank 16" in page.text
+        assert services.serving_version(serving).name == "tutor-v1"
+        assert not Promotion.objects.filter(version=wide).exists()
+        assert len(server.loads) == 1
+    # Nothing listens: promoted, with a note that the chat loads it on first use.
+    settings.TUTOR_MODEL_BASE_URL = "http://127.0.0.1:9/v1"
+    page = client.post(url, {"scope": "classes", "classrooms": [serving.pk]}, follow=True)
+    assert "tutor-v2 now serves new sessions 7A" in page.text
+    assert "the chat retries on use" in page.text
+    assert services.serving_version(serving).name == "tutor-v2"
+
+
 def test_the_adapter_path_is_checked_where_versions_are_registered(settings):
     root = Path(settings.TUTOR_ADAPTER_DIR)
     assert services.check_adapter_path("tutor-v5") == str(root / "tutor-v5")

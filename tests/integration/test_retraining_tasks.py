@@ -9,8 +9,6 @@ worker child is killed mid-job.
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from tests.conftest import celery_worker, purge_queues
 from tests.support import fake_training
 from tests.support.retraining import GOOD, LEAKY, finished_eval, make_version
 from tests.support.scripted_model_server import ScriptedModelServer
+from tests.support.worker_process import WorkerProcess
 from training.jobs import TrainJobConfig
 from tutor.celery import app
 from tutor.dialogues.models import TutoringSession
@@ -306,8 +305,6 @@ def test_a_killed_worker_does_not_lose_the_job(job, tmp_path, settings):
     purge_queues("training")
     TrainingJob.objects.filter(pk=job.pk).update(config={**job.config, "steps": 12}, total_steps=12)
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
         "TUTOR_TRAINING_FUNCTION": FAKE,
         "TUTOR_TRAINING_DIR": str(settings.TUTOR_TRAINING_DIR),
         "TUTOR_ADAPTER_DIR": str(settings.TUTOR_ADAPTER_DIR),
@@ -316,22 +313,16 @@ def test_a_killed_worker_does_not_lose_the_job(job, tmp_path, settings):
         "FAKE_TRAINING_STEP_SECONDS": "0.4",
         # Its evaluation fails fast (nothing listens there); the job is what is tested.
         "TUTOR_TRAINING_BASE_URL": "http://127.0.0.1:9/v1",
-        "DATABASE_URL": _test_database_url(),
     }
-    log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tutor", "worker", "-Q", "training",
-         "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    worker = WorkerProcess(["training"], tmp_path / "worker.log", pool="prefork", env=env)
     try:
+        worker.wait_ready()
         jobs.queue_training_job(job)
         calls = Path(settings.TUTOR_TRAINING_DIR) / f"job-{job.pk}" / "calls.txt"
         wait_for(
             lambda: TrainingJob.objects.get(pk=job.pk).step >= 3,
             90,
-            "the job to reach step 3:\n" + _tail(tmp_path / "worker.log"),
+            "the job to reach step 3:\n" + worker.log_tail(),
         )
         child_pid = int(calls.read_text().split()[0])
         assert child_pid != worker.pid
@@ -339,31 +330,13 @@ def test_a_killed_worker_does_not_lose_the_job(job, tmp_path, settings):
         done = wait_for(
             lambda: TrainingJob.objects.filter(pk=job.pk, status="succeeded").first(),
             90,
-            "the job to resume and succeed:\n" + _tail(tmp_path / "worker.log"),
+            "the job to resume and succeed:\n" + worker.log_tail(),
         )
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-        log.close()
+        worker.stop()
     starts = [int(line.split()[1]) for line in calls.read_text().splitlines()]
     assert starts[0] == 0 and len(starts) == 2 and starts[1] >= 3, starts
     assert done.attempts == 2
     assert [h["step"] for h in done.history] == list(range(1, 13))
     assert "resuming from the last checkpoint" in done.log
     assert done.result_version is not None
-
-
-def _test_database_url() -> str:
-    db = connections["default"].settings_dict
-    user = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{user}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text().splitlines()[-lines:])
-    except OSError:
-        return ""

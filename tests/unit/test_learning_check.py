@@ -46,7 +46,9 @@ def test_band_problems_split_by_the_calibration_file(tmp_path):
         for p, r in zip(generated, rows, strict=False)
         if r["solve_rate"] in (0.125, 0.5)
     ]
-    assert [line["problem_id"] for line in train] == [p.problem_id for p, _ in in_band if not p.heldout]
+    assert [line["problem_id"] for line in train] == [
+        p.problem_id for p, _ in in_band if not p.heldout
+    ]
     assert [line["solve_rate"] for line in train] == [r for p, r in in_band if not p.heldout]
     assert [p.problem_id for p in heldout] == [p.problem_id for p, _ in in_band if p.heldout]
     assert heldout and train

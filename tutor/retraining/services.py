@@ -166,6 +166,39 @@ def load_version_adapter(version: ModelVersion, base_url: str | None = None, **k
     )
 
 
+def preload_for_promotion(version: ModelVersion) -> str | None:
+    """Load ``version``'s adapter on every model server replica before it is promoted.
+
+    Raises :class:`PromotionRefused` when a server read the adapter and refused it (wrong
+    shapes, a rank above its ``--max-lora-rank``, a corrupt file that passed the file checks):
+    promoting it would break the chat of every class it serves. A replica that is down or slow
+    does not stop the promotion (the chat loads the adapter on first use there): the returned
+    note says so, and None means every replica serves it now."""
+    if not version.adapter_path:
+        return None
+    try:
+        load_version_adapter(version, http_timeout=adapters.httpx.Timeout(60.0, connect=2.0))
+    except adapters.PartialLoad as exc:
+        report = exc.report
+        rejected = {
+            u: e for u, e in report.failed.items() if isinstance(e, adapters.AdapterRejected)
+        }
+        if rejected:
+            raise PromotionRefused(
+                [f"vLLM refused {version.name}'s adapter: {e}" for e in rejected.values()]
+            ) from exc
+        failed = "; ".join(f"{url} ({error})" for url, error in report.failed.items())
+        return (
+            f"{version.name} is loaded on {len(report.serving)} of {report.replicas} vLLM "
+            f"replicas; not on {failed}. Those load it when a session first asks for it."
+        )
+    except adapters.AdapterRejected as exc:
+        raise PromotionRefused([f"vLLM refused {version.name}'s adapter: {exc}"]) from exc
+    except adapters.AdapterError as exc:
+        return f"vLLM did not load {version.name} now ({exc}); the chat retries on use."
+    return None
+
+
 def next_version_name() -> str:
     """``tutor-v{n}``, one more than the highest taken."""
     highest = 0
@@ -279,6 +312,31 @@ class PromotionResult:
     checks: list[GateCheck] = field(default_factory=list)
 
 
+def check_promotion(
+    version: ModelVersion, classrooms=None, *, override: bool = False
+) -> list[GateCheck]:
+    """The gate's check for each scope (globally when ``classrooms`` is None); raises
+    :class:`PromotionRefused` when ``version`` cannot be promoted there (see :func:`promote`)."""
+    if version.status == ModelVersion.Status.FAILED:
+        raise PromotionRefused([f"{version.name} failed; it cannot be promoted"])
+    problem = adapter_problem(version)
+    if problem is not None:
+        raise PromotionRefused([problem])
+    scopes = [None] if classrooms is None else list(classrooms)
+    if not scopes:
+        raise PromotionRefused(["choose at least one class"])
+    checks, refusals = [], []
+    for scope in scopes:
+        check = check_gate(version, scope)
+        checks.append(check)
+        if not check.passed:
+            where = f"for {scope}" if scope is not None else "globally"
+            refusals += [f"{where}: {reason}" for reason in check.reasons]
+    if refusals and not override:
+        raise PromotionRefused(refusals)
+    return checks
+
+
 def promote(
     version: ModelVersion, user, classrooms=None, *, override: bool = False
 ) -> PromotionResult:
@@ -288,24 +346,8 @@ def promote(
     admin's decision, recorded on the promotion). An adapter that cannot be served (outside
     ``TUTOR_ADAPTER_DIR``, corrupt, of too high a rank) is refused whatever ``override``
     says: promoting it would break the chat of every class it serves."""
-    if version.status == ModelVersion.Status.FAILED:
-        raise PromotionRefused([f"{version.name} failed; it cannot be promoted"])
-    problem = adapter_problem(version)
-    if problem is not None:
-        raise PromotionRefused([problem])
     scopes = [None] if classrooms is None else list(classrooms)
-    if not scopes:
-        raise PromotionRefused(["choose at least one class"])
-    result = PromotionResult()
-    refusals = []
-    for scope in scopes:
-        check = check_gate(version, scope)
-        result.checks.append(check)
-        if not check.passed:
-            where = f"for {scope}" if scope is not None else "globally"
-            refusals += [f"{where}: {reason}" for reason in check.reasons]
-    if refusals and not override:
-        raise PromotionRefused(refusals)
+    result = PromotionResult(checks=check_promotion(version, classrooms, override=override))
     with transaction.atomic():
         for scope, check in zip(scopes, result.checks, strict=True):
             current = active_promotion(scope)

@@ -14,7 +14,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from inference import adapters
 from tutor.accounts.decorators import role_required
 from tutor.accounts.models import Role
 from tutor.classes.models import Classroom
@@ -180,6 +179,10 @@ def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
     data = form.cleaned_data
     classrooms = None if data["scope"] == "global" else list(data["classrooms"])
     try:
+        # The gate and the file checks first (nothing is loaded for a refused promotion),
+        # then the model server: one that refuses the adapter refuses the promotion.
+        services.check_promotion(version, classrooms, override=data["override"])
+        load_note = services.preload_for_promotion(version)
         result = services.promote(version, request.user, classrooms, override=data["override"])
     except services.PromotionRefused as exc:
         messages.error(
@@ -194,31 +197,9 @@ def version_promote(request: HttpRequest, version_id: int) -> HttpResponse:
         + (" (over a failed gate: recorded)" if overridden else "")
         + ".",
     )
-    _load_now(request, version)
+    if load_note:
+        messages.warning(request, load_note)
     return redirect("retraining:version_detail", version_id=version.pk)
-
-
-def _load_now(request: HttpRequest, version: ModelVersion) -> None:
-    """Load the adapter into vLLM now, on every replica; where that fails the chat loads it on
-    first use. A replica that is down costs its connect timeout, not the promotion."""
-    if not version.adapter_path:
-        return
-    try:
-        services.load_version_adapter(
-            version, http_timeout=adapters.httpx.Timeout(60.0, connect=2.0)
-        )
-    except adapters.PartialLoad as exc:
-        report = exc.report
-        failed = "; ".join(f"{url} ({error})" for url, error in report.failed.items())
-        messages.warning(
-            request,
-            f"{version.name} is loaded on {len(report.serving)} of {report.replicas} vLLM "
-            f"replicas; not on {failed}. Those load it when a session first asks for it.",
-        )
-    except adapters.AdapterError as exc:
-        messages.warning(
-            request, f"vLLM did not load {version.name} now ({exc}); the chat retries on use."
-        )
 
 
 @require_POST
@@ -241,7 +222,12 @@ def rollback(request: HttpRequest) -> HttpResponse:
         + ("" if restored else " (the fallback)")
         + ".",
     )
-    _load_now(request, now_serving)
+    try:  # loaded now where the servers allow; the chat loads it on first use elsewhere
+        note = services.preload_for_promotion(now_serving)
+    except services.PromotionRefused as exc:
+        note = "; ".join(exc.reasons)
+    if note:
+        messages.warning(request, note)
     return redirect("retraining:versions")
 
 
