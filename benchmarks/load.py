@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -204,6 +205,9 @@ class Hostile:
     errors: dict[str, int] = field(default_factory=dict)
     replies: list[int] = field(default_factory=list)  # completed tutor messages
     sessions: list[int] = field(default_factory=list)
+    closed: int = 0  # sockets the server closed on them (flooding)
+    reconnects: int = 0  # sockets reopened after that
+    refused_connects: int = 0  # reopening refused (the cool-down)
 
 
 class Sockets:
@@ -276,9 +280,9 @@ async def chat_once(ws, chat: Chat, go: asyncio.Event, message: str) -> Chat:
             return chat
 
 
-async def hostile_client(ws, stats: Hostile, stop: asyncio.Event) -> None:
+async def flood(ws, stats: Hostile, stop: asyncio.Event) -> None:
     """Sends messages and costly answers as fast as the socket takes them, reading all that
-    comes back, until ``stop``."""
+    comes back, until ``stop`` or until the server closes the socket."""
 
     async def reader() -> None:
         with contextlib.suppress(Exception):
@@ -299,7 +303,7 @@ async def hostile_client(ws, stats: Hostile, stop: asyncio.Event) -> None:
 
     task = asyncio.create_task(reader())
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not task.done():
             client_id = str(uuid.uuid4())
             await ws.send(
                 json.dumps({"type": "message", "text": HOSTILE_MESSAGE, "client_id": client_id})
@@ -308,12 +312,30 @@ async def hostile_client(ws, stats: Hostile, stop: asyncio.Event) -> None:
             await ws.send(json.dumps({"type": "answer", "answer": COSTLY_ANSWER}))
             stats.sent_answers += 1
             await asyncio.sleep(0.05)
-    except Exception:  # a closed socket ends the flood
+    except Exception:  # the server closed the socket
         pass
     finally:
-        await asyncio.sleep(1)  # the last answers come back
+        await asyncio.sleep(1 if stop.is_set() else 0.1)  # the last answers come back
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def hostile_client(ws, stats: Hostile, stop: asyncio.Event, reopen) -> None:
+    """Floods on ``ws``; when the server closes it (the flood guard), reopens a socket on the
+    same session with the same login (``reopen()``, None when refused) every half second, and
+    floods again, until ``stop``."""
+    while not stop.is_set():
+        if ws is None:
+            ws = await reopen()
+            if ws is None:
+                stats.refused_connects += 1
+                await asyncio.sleep(0.5)
+                continue
+            stats.reconnects += 1
+        await flood(ws, stats, stop)
+        if not stop.is_set():
+            stats.closed += 1
+            ws = None
 
 
 async def chat_phase(
@@ -323,6 +345,7 @@ async def chat_phase(
     hostile_sockets: list,
     hostile: Hostile | None,
     deadline: float,
+    reopeners: list | None = None,
 ) -> tuple[list[Chat], float]:
     chats = [Chat(session_id=s) for s in sessions]
     go, stop = asyncio.Event(), asyncio.Event()
@@ -332,8 +355,8 @@ async def chat_phase(
             chat.errors.append("connect_failed")
     tasks = [asyncio.create_task(chat_once(ws, c, go, MESSAGE)) for ws, c in pairs]
     floods = [
-        asyncio.create_task(hostile_client(ws, hostile, stop))
-        for ws in hostile_sockets
+        asyncio.create_task(hostile_client(ws, hostile, stop, reopen))
+        for ws, reopen in zip(hostile_sockets, reopeners or [], strict=False)
         if ws is not None and hostile is not None
     ]
     if floods:
@@ -497,6 +520,12 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
     hostile_pairs = [(sid, cookies[args.chatting + i]) for i, sid in enumerate(hostile_sessions)]
     hostile_sockets = await client.open_many(hostile_pairs, args.batch, "hostile", deadline)
     hostile = Hostile(sessions=hostile_sessions)
+    # Reopening after the flood guard closed a socket: a client of its own, so that its refused
+    # connects are not counted as the run's connect failures.
+    hostile_client_sockets = Sockets(base_url)
+    reopeners = [
+        functools.partial(hostile_client_sockets.open, sid, cookie) for sid, cookie in hostile_pairs
+    ]
     warm_sockets = await client.open_many(
         [(sessions["warm"][0], cookies[0])], 1, "warm-up socket", deadline
     )
@@ -519,6 +548,7 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
             hostile_sockets if flooding else [],
             hostile if flooding else None,
             deadline - 20,
+            reopeners if flooding else None,
         )
         all_chats += chats
         summaries[label] = ttft_summary(chats) | {"wall_s": wall}
@@ -531,6 +561,9 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
             "stored": len(hostile.acked),
             "replies": len(hostile.replies),
             "error_frames": hostile.errors,
+            "closed_by_the_server": hostile.closed,
+            "reconnects": hostile.reconnects,
+            "refused_connects": hostile.refused_connects,
         }
         say(f"hostile clients: {result['hostile']}")
     if args.compare_hostile:
@@ -539,7 +572,8 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
         say(f"bystanders' p95 TTFT with / without hostile: {result['p95_ratio_hostile']}")
 
     # Sessions held: every socket opened, still open now.
-    everything = idle + [ws for s in chat_sockets for ws in s] + hostile_sockets + warm_sockets
+    # (The hostile clients' sockets are closed by the flood guard, by design: not counted.)
+    everything = idle + [ws for s in chat_sockets for ws in s] + warm_sockets
     from websockets.protocol import State
 
     still_open = sum(1 for ws in everything if ws is not None and ws.state is State.OPEN)

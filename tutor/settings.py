@@ -265,6 +265,13 @@ TUTOR_RATE_PROBLEM_IMPORTS_PER_HOUR = env.int("TUTOR_RATE_PROBLEM_IMPORTS_PER_HO
 TUTOR_RATE_RATINGS_PER_MINUTE = env.int("TUTOR_RATE_RATINGS_PER_MINUTE", 30)
 TUTOR_MAX_ANSWER_ATTEMPTS = env.int("TUTOR_MAX_ANSWER_ATTEMPTS", 30)
 TUTOR_RATE_JOIN_CODES_PER_HOUR = env.int("TUTOR_RATE_JOIN_CODES_PER_HOUR", 10)
+# A socket whose frames are refused (rate_limited, busy, uncheckable, too_many_attempts) more
+# than TUTOR_FLOOD_REFUSALS times within TUTOR_FLOOD_WINDOW_SECONDS is closed (4429), and its
+# user's sockets are refused for TUTOR_FLOOD_COOLDOWN_SECONDS: a flood stops costing the
+# server a parse, a rate check and an error frame per frame.
+TUTOR_FLOOD_REFUSALS = env.int("TUTOR_FLOOD_REFUSALS", 30)
+TUTOR_FLOOD_WINDOW_SECONDS = env.float("TUTOR_FLOOD_WINDOW_SECONDS", 10.0)
+TUTOR_FLOOD_COOLDOWN_SECONDS = env.int("TUTOR_FLOOD_COOLDOWN_SECONDS", 30)
 # Checking an answer (or a tutor turn for a leak) runs in a pool of processes that is killed
 # and restarted past this many seconds, so a costly expression cannot stall the server.
 # The limit leaves room within the promised second for the round trip to the pool.

@@ -18,6 +18,9 @@ const NON_REJECTING_CODES = new Set(['model_unavailable', 'model_failed']);
 // Error codes a `rate` frame may get (they never concern a message being sent).
 const RATING_ERROR_CODES = new Set(['unknown_message', 'rate_limited', 'bad_frame', 'too_long']);
 
+// The server closes a socket whose frames it kept refusing (docs/protocol.md, `flooding`).
+const CLOSE_FLOODING = 4429;
+
 const CLOSE_MESSAGES = {
   4401: 'You are not logged in. Log in again and reload this page.',
   4403: 'This tutoring session belongs to another account.',
@@ -118,6 +121,8 @@ function startChat(root) {
     maxReasonChars: DEFAULT_MAX_REASON_CHARS,
     // message id (string) -> the student's stored rating { helpful, reason } of that reply
     ratings: new Map(),
+    // Set by a `flooding` error: the server refuses this student's sockets for that long.
+    retryAfterMs: 0,
   };
 
   // ---------------------------------------------------------------- status, errors, controls
@@ -440,6 +445,15 @@ function startChat(root) {
       state.awaitingAnswer = false;
       stopPing();
       interruptStream();
+      if (event.code === CLOSE_FLOODING) {
+        // Not the end of the conversation: the pause the server asked for, then a reconnect.
+        setStatus('reconnecting');
+        clearTimeout(state.reconnectTimer);
+        state.reconnectTimer = setTimeout(connect, state.retryAfterMs || 30000);
+        state.retryAfterMs = 0;
+        updateControls();
+        return;
+      }
       if (event.code >= 4400 && event.code < 4500 && !state.fatal) {
         // The server normally sends an `error` frame first; keep its detail if it did.
         state.fatal = true;
@@ -710,6 +724,10 @@ function startChat(root) {
       showError(detail, { sticky: true });
     } else {
       showError(detail);
+    }
+    if (code === 'flooding') {
+      const seconds = Number(frame.retry_after);
+      state.retryAfterMs = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 600) * 1000 : 30000;
     }
     if (code === 'session_closed') {
       state.sessionClosed = true;

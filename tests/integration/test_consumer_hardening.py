@@ -34,6 +34,7 @@ ERROR_CODES = {
     "internal",
     "ambiguous_answer",
     "unknown_message",
+    "flooding",
 }
 
 
@@ -166,6 +167,45 @@ async def test_messages_per_minute_are_limited(
     assert "wait" in limited["detail"]
     students = await sync_to_async(messages_of)(tutoring_session, role="student")
     assert [m.text for m in students] == ["one", "two"]
+
+
+async def test_a_flooding_socket_is_closed_and_its_student_paused(
+    connect, student, make_user, problem, settings
+):
+    settings.TUTOR_RATE_ANSWERS_PER_MINUTE = 1
+    settings.TUTOR_FLOOD_REFUSALS = 4
+    settings.TUTOR_FLOOD_COOLDOWN_SECONDS = 2
+    other = await sync_to_async(make_user)("other")
+    mine = await sync_to_async(TutoringSession.objects.create)(student=student, problem=problem)
+    theirs = await sync_to_async(TutoringSession.objects.create)(student=other, problem=problem)
+    flooder = await opened(connect, mine, student)
+    bystander = await opened(connect, theirs, other)
+    for guess in range(6):
+        await flooder.send_json_to({"type": "answer", "answer": str(guess)})
+    codes = []
+    while True:
+        frame = await flooder.receive_json_from(timeout=5)
+        codes.append(frame.get("code", frame["type"]))
+        if frame.get("code") == "flooding":
+            assert frame["retry_after"] == 2 and "paused for 2 s" in frame["detail"]
+            break
+    # One answer checked, four refusals tolerated, the fifth closes the socket.
+    assert codes == ["answer.result"] + ["rate_limited"] * 5 + ["flooding"]
+    assert (await flooder.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4429}
+    # The student's new sockets are refused for the cool-down, before any database work...
+    again = await connect(mine.pk, student)
+    refused = await again.receive_json_from(timeout=5)
+    assert refused["code"] == "flooding"
+    assert (await again.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4429}
+    # ...while another student's socket never noticed.
+    await bystander.send_json_to({"type": "ping"})
+    assert (await bystander.receive_json_from(timeout=2))["type"] == "pong"
+    await asyncio.sleep(2.2)
+    back = await opened(connect, mine, student)
+    await back.send_json_to({"type": "ping"})
+    assert (await back.receive_json_from(timeout=2))["type"] == "pong"
+    attempts = await sync_to_async(AnswerAttempt.objects.filter(session=mine).count)()
+    assert attempts == 1
 
 
 async def test_a_costly_answer_gets_a_clear_error_and_others_keep_their_pings(

@@ -9,8 +9,10 @@ once, when the reply ends, is stopped, fails, or the socket drops.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,6 +45,13 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_FLOODING = 4429
+# Refusals that count toward closing a flooding socket (settings.TUTOR_FLOOD_REFUSALS).
+REFUSAL_CODES = frozenset({"rate_limited", "busy", "uncheckable", "too_many_attempts"})
+FLOODING = (
+    "Too many requests from this page were refused, so the chat is paused for {seconds} s. "
+    "It reconnects by itself after that."
+)
 SESSION_CLOSED = "You already solved this problem. Start a new session to keep practising."
 TOO_MANY_ATTEMPTS = (
     "You have used all your answer attempts for this problem. "
@@ -104,6 +113,8 @@ class TutorConsumer(AsyncWebsocketConsumer):
     socket_open: bool = False
     # Held while this socket's reply streams: one reply in flight per session (limits.py).
     reply_lease: limits.ReplyLease | None = None
+    # When this socket's recent frames were refused (REFUSAL_CODES), newest last.
+    refusals: collections.deque[float]
 
     # ---- connection -------------------------------------------------------------------------
 
@@ -113,6 +124,10 @@ class TutorConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self._refuse("unauthenticated", "Please log in again.", CLOSE_UNAUTHENTICATED)
+            return
+        self.refusals = collections.deque()
+        if await held("flood", user.pk):
+            await self._refuse_flooding()
             return
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         try:
@@ -137,6 +152,27 @@ class TutorConsumer(AsyncWebsocketConsumer):
             # The task stores the partial reply before it ends.
             await asyncio.gather(task, return_exceptions=True)
 
+    def _flooding(self) -> bool:
+        """Count one refused frame; True when there were too many of late."""
+        now = time.monotonic()
+        self.refusals.append(now)
+        while self.refusals and self.refusals[0] < now - settings.TUTOR_FLOOD_WINDOW_SECONDS:
+            self.refusals.popleft()
+        return len(self.refusals) > settings.TUTOR_FLOOD_REFUSALS
+
+    async def _refuse_flooding(self) -> None:
+        seconds = settings.TUTOR_FLOOD_COOLDOWN_SECONDS
+        await self.send_json(
+            {
+                "type": "error",
+                "code": "flooding",
+                "detail": FLOODING.format(seconds=seconds),
+                "retry_after": seconds,
+            }
+        )
+        self.socket_open = False
+        await self.close(code=CLOSE_FLOODING)
+
     async def _refuse(self, code: str, detail: str, close_code: int) -> None:
         await self.send_json({"type": "error", "code": code, "detail": detail})
         self.socket_open = False
@@ -155,6 +191,14 @@ class TutorConsumer(AsyncWebsocketConsumer):
             await handler(self, frame)
         except FrameError as exc:
             await self.send_json(exc.as_frame())
+            if exc.code in REFUSAL_CODES and self._flooding():
+                await hold("flood", self.scope["user"].pk, settings.TUTOR_FLOOD_COOLDOWN_SECONDS)
+                logger.warning(
+                    "closing a flooding socket of user %s on session %s",
+                    self.scope["user"].pk,
+                    self.session.pk,
+                )
+                await self._refuse_flooding()
         except Exception:
             # A bug must cost the student one frame, not the socket. Whatever was stored stays
             # stored; a resent message is recognised by its client_id.
