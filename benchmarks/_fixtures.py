@@ -51,7 +51,9 @@ def setup(spec: dict) -> dict:
     prefix = spec["prefix"]
     with transaction.atomic():
         problem = Problem.objects.create(
-            **PROBLEM, source=Problem.Source.CUSTOM, source_id=f"{prefix}problem"
+            **(spec.get("problem") or PROBLEM),
+            source=Problem.Source.CUSTOM,
+            source_id=f"{prefix}problem",
         )
         students = []
         for i in range(spec["students"]):

@@ -804,6 +804,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run a platform server with TUTOR_GUARD=false (the first gets TUTOR_GUARD="
         "true): guard on against guard off against direct vLLM, and the text the guard holds",
     )
+    parser.add_argument(
+        "--problem",
+        type=Path,
+        default=None,
+        help="a JSON problem (title, text, final_answer, ...) instead of the fixtures' one: "
+        "with --compare-guard, one whose replies do not state the answer measures what the "
+        "guard costs without its retries",
+    )
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--keep-temp", action="store_true", help="keep logs and the database")
     args = parser.parse_args(argv)
@@ -929,7 +937,7 @@ async def measure(
     if holds is not None:
         from pedagogy.guard import AnswerGuard
 
-        problem = load_fixture_problem()
+        problem = load_fixture_problem(args.problem)
 
         def guard_factory() -> AnswerGuard:
             return AnswerGuard(
@@ -1080,9 +1088,18 @@ def guard_comparison(
     }
 
 
-def load_fixture_problem() -> dict:
-    """The problem ``benchmarks/_fixtures.py`` gives every benchmark session."""
+def load_fixture_problem(path: Path | None = None) -> dict:
+    """The problem every benchmark session is on: ``path`` (a JSON object with ``title``,
+    ``text``, ``final_answer`` and optionally ``solution``, ``skills``, ``difficulty``), else
+    the one ``benchmarks/_fixtures.py`` gives."""
     import importlib.util
+
+    if path is not None:
+        problem = json.loads(Path(path).read_text(encoding="utf-8"))
+        missing = {"title", "text", "final_answer"} - set(problem)
+        if missing:
+            raise SystemExit(f"{path}: the problem needs {', '.join(sorted(missing))}")
+        return problem
 
     spec = importlib.util.spec_from_file_location("_bench_fixtures", FIXTURES)
     module = importlib.util.module_from_spec(spec)
@@ -1187,6 +1204,7 @@ def main(argv: list[str] | None = None) -> int:
                     "batches": batches_spec,
                     "message": args.message,
                     "model_name": model,
+                    "problem": load_fixture_problem(args.problem),
                 },
                 env,
             )
