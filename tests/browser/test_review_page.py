@@ -1,13 +1,13 @@
 """The teacher's review page in headless Chromium: a rating is saved, a flag appears live."""
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from tests.support.waiting import wait_for
 from tutor.classes.models import Classroom
 from tutor.dialogues.models import Message, TutoringSession
 from tutor.reviews import services
@@ -46,16 +46,6 @@ def log_in(page, asgi_server):
     page.fill("#id_password", "correct horse")
     page.click("#login-button")
     page.wait_for_url(f"{asgi_server.url}/")
-
-
-def wait_for(predicate, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def raise_flag_like_a_worker(session, message):

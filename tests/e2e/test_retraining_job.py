@@ -7,7 +7,6 @@ LLM judge's verdicts (the same vLLM server serving the judge). Tiny settings: it
 loop, not the pedagogy (benchmarks/learning_check.py measures that)."""
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from inference.adapters import list_models
 from tests.conftest import E2E_MODEL_NAME
+from tests.support.waiting import wait_for
 from training.jobs import TrainJobConfig
 from training.reward_model import RewardModel
 from tutor.dialogues.models import Message, TutoringSession
@@ -24,16 +24,6 @@ from tutor.retraining.models import EvalRun, ModelVersion, TrainingJob
 from tutor.reviews.models import TurnRating
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

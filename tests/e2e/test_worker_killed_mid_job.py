@@ -6,28 +6,18 @@ checkpoint; one job is never run by two workers at once, and it ends with every 
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import E2E_MODEL_NAME, purge_queues
+from tests.support.waiting import wait_for
 from tests.support.worker_process import WorkerProcess, children
 from training.jobs import TrainJobConfig
 from tutor.retraining import jobs, services
 from tutor.retraining.models import ModelVersion, TrainingJob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, seconds: float, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what()}")
 
 
 @pytest.mark.timeout(900)  # two worker starts with torch, three CPU training steps

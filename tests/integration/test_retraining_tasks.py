@@ -21,6 +21,7 @@ from tests.conftest import celery_worker, purge_queues
 from tests.support import fake_training
 from tests.support.retraining import GOOD, LEAKY, finished_eval, make_version
 from tests.support.scripted_model_server import ScriptedModelServer
+from tests.support.waiting import wait_for
 from tests.support.worker_process import WorkerProcess
 from training.jobs import TrainJobConfig
 from tutor.celery import app
@@ -259,16 +260,6 @@ def test_evaluation_failure_is_recorded(settings):
 
 
 # ---- real workers -----------------------------------------------------------------------------
-
-
-def wait_for(predicate, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_task_runs_on_a_worker_of_the_training_queue(job, fake_evaluation, settings):

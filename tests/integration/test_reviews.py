@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import reverse
 
+from tests.support.waiting import wait_for
 from tutor.classes.models import Classroom
 from tutor.dialogues import services as dialogue_services
 from tutor.dialogues.models import Message, TutoringSession
@@ -249,16 +249,6 @@ def test_students_get_403_and_anonymous_users_log_in(student, session, tutor_tur
 
 
 # ---- automatic flags --------------------------------------------------------------------------
-
-
-def wait_for(predicate, seconds: float = 20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_the_worker_flags_a_leaking_turn_once(worker, session):

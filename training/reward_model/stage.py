@@ -21,7 +21,6 @@ instead of training again, so a killed worker does not change the reward mid-job
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -148,7 +147,6 @@ def retrain_reward_model(
         f"reward model stage: {len(pairs)} pairs {kinds}; {len(train_pairs)} to train on, "
         f"{len(eval_pairs)} held out on {len(held)} problems"
     )
-    random.seed(seed)
     torch.manual_seed(seed)
     model = RewardModel.load(init) if init else RewardModel.from_encoder(encoder)
     model.train_top_layers(train_layers)

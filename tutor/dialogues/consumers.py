@@ -162,19 +162,11 @@ class TutorConsumer(AsyncWebsocketConsumer):
 
     async def _refuse_flooding(self) -> None:
         seconds = settings.TUTOR_FLOOD_COOLDOWN_SECONDS
-        await self.send_json(
-            {
-                "type": "error",
-                "code": "flooding",
-                "detail": FLOODING.format(seconds=seconds),
-                "retry_after": seconds,
-            }
-        )
-        self.socket_open = False
-        await self.close(code=CLOSE_FLOODING)
+        detail = FLOODING.format(seconds=seconds)
+        await self._refuse("flooding", detail, CLOSE_FLOODING, retry_after=seconds)
 
-    async def _refuse(self, code: str, detail: str, close_code: int) -> None:
-        await self.send_json({"type": "error", "code": code, "detail": detail})
+    async def _refuse(self, code: str, detail: str, close_code: int, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
         self.socket_open = False
         await self.close(code=close_code)
 
