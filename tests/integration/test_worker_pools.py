@@ -22,8 +22,15 @@ def test_a_prefork_pool_child_runs_checks_in_the_bounded_pool(tmp_path):
     try:
         worker.wait_ready(60)
         # An answer only math-verify reads: the check runs in the pool's processes.
-        right = bounded_check.apply_async((r"\sqrt{36}", "6"), queue=queue)
-        wrong = bounded_check.apply_async((r"\sqrt{35}", "6"), queue=queue)
+        # A connection of its own: an earlier test of the session may have closed the app's
+        # producer pool.
+        with app.connection_for_write() as connection:
+            right = bounded_check.apply_async(
+                (r"\sqrt{36}", "6"), queue=queue, connection=connection
+            )
+            wrong = bounded_check.apply_async(
+                (r"\sqrt{35}", "6"), queue=queue, connection=connection
+            )
         assert right.get(timeout=90) is True, worker.log_tail()
         assert wrong.get(timeout=90) is False, worker.log_tail()
     finally:
