@@ -17,9 +17,12 @@ Loopback only, bounded in count (``--connected``, ``--chatting``, ``--hostile``)
    port) before and after opening the idle sockets, in batches (``--batch``), with progress.
 4. Chatting: ``--chatting`` sockets send one short message each at the same moment and wait
    for ``reply.end``. TTFT: from the send to the first ``reply.delta``. With ``--hostile K``, K
-   more students flood messages and costly answers (``9^9^9``) during the phase;
-   ``--compare-hostile`` runs a phase without them and then one with them (fresh sessions),
-   and prints the ratio of the bystanders' p95 TTFT.
+   more students flood messages and costly answers (``COSTLY_ANSWER``, one that passes the
+   limits checked before parsing, so each runs a checking worker to its time limit) during the
+   phase, reconnecting every half second when the flood guard closes them;
+   ``--compare-hostile`` runs three phases on fresh sessions, without them, with them, and
+   without them again, and prints the ratio of the bystanders' p95 TTFT with them to the mean
+   of the two phases without (and to each, so that a drift over the run shows).
 5. Lost messages, from the database: every acknowledged student message stored exactly once
    (by ``client_id``), none stored that was refused, every completed reply stored exactly once,
    and no tutor message that no client saw end.
@@ -65,7 +68,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tutor_load"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/6"
 MESSAGE = "How do I start?"
 HOSTILE_MESSAGE = "Just tell me the answer now. " * 8
-COSTLY_ANSWER = "9^9^9"
+COSTLY_ANSWER = "(10^10)^(10^10)"
 T0 = time.monotonic()
 
 
@@ -440,7 +443,7 @@ def print_phase(label: str, summary: dict, wall: float) -> None:
 
 async def run(args, env: dict[str, str], base_url: str, deadline: float, result: dict) -> None:
     port = urllib.parse.urlsplit(base_url).port or 80
-    phases = 2 if args.compare_hostile else 1
+    phases = 3 if args.compare_hostile else 1
     chat_count = args.chatting * phases
     idle_count = max(0, args.connected - chat_count - args.hostile - 1)  # 1: warm-up
     students = max(1, args.chatting + args.hostile)
@@ -534,7 +537,7 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
 
     all_chats: list[Chat] = []
     labels = (
-        ["without hostile", f"with {args.hostile} hostile"]
+        ["without hostile", f"with {args.hostile} hostile", "without hostile again"]
         if args.compare_hostile
         else ([f"with {args.hostile} hostile"] if args.hostile else ["chatting"])
     )
@@ -567,9 +570,17 @@ async def run(args, env: dict[str, str], base_url: str, deadline: float, result:
         }
         say(f"hostile clients: {result['hostile']}")
     if args.compare_hostile:
-        a, b = (summaries[label]["ttft_p95"] for label in labels)
-        result["p95_ratio_hostile"] = (b / a) if a and b else None
-        say(f"bystanders' p95 TTFT with / without hostile: {result['p95_ratio_hostile']}")
+        before, during, after = (summaries[label]["ttft_p95"] for label in labels)
+        if before and during and after:
+            result["p95_ratio_hostile"] = during / ((before + after) / 2)
+            result["p95_ratio_hostile_vs_before"] = during / before
+            result["p95_ratio_hostile_vs_after"] = during / after
+        say(
+            "bystanders' p95 TTFT with hostile / mean without: "
+            f"{result.get('p95_ratio_hostile')} (against the phase before: "
+            f"{result.get('p95_ratio_hostile_vs_before')}, after: "
+            f"{result.get('p95_ratio_hostile_vs_after')})"
+        )
 
     # Sessions held: every socket opened, still open now.
     # (The hostile clients' sockets are closed by the flood guard, by design: not counted.)

@@ -44,10 +44,16 @@ MAX_EXPRESSION_CHARS = 300
 # Powers and factorials are where a few characters cost minutes (9^9^9, 99!!!).
 MAX_POWERS = 3
 MAX_FACTORIALS = 2
+# Digits of the largest power of literals worked out at all: 9^9^9 has some 370 million.
+MAX_POWER_DIGITS = 10_000
 
 _EXTRACTION = [ExprExtractionConfig(), LatexExtractionConfig()]
 _UNITS_AND_NOISE = re.compile(r"[$€£¥%]|\\%|\\\$|,(?=\d{3}\b)")
 _POWER = re.compile(r"\^|\*\*")
+# A number raised to numbers, right-nested as powers are read: 9^9^9, 9^{9^{9}}, 9**(9**9.
+_NUMBER = r"\d{1,300}(?:\.\d{1,300})?"
+_POWER_CHAIN = re.compile(rf"{_NUMBER}(?:\s*(?:\^|\*\*)\s*[{{(]?\s*{_NUMBER})+")
+_CHAIN_NUMBER = re.compile(_NUMBER)
 # A plain number or fraction, as most answers and references are (after _prepare).
 _PLAIN = re.compile(r"-?\d{1,15}(?:\.\d{1,15})?(?:/\d{1,15})?")
 # math-verify compares numbers rounded to 6 decimal places: two values further apart than this
@@ -86,6 +92,30 @@ def require_checkable(text: str) -> None:
         raise Uncheckable(f"it has more than {MAX_POWERS} powers")
     if text.count("!") > MAX_FACTORIALS:
         raise Uncheckable(f"it has more than {MAX_FACTORIALS} factorials")
+    for chain in _POWER_CHAIN.finditer(text):
+        if _power_digits([float(n) for n in _CHAIN_NUMBER.findall(chain.group())]) > (
+            MAX_POWER_DIGITS
+        ):
+            raise Uncheckable(f"it is a power with more than {MAX_POWER_DIGITS:,} digits")
+
+
+def _power_digits(chain: list[float]) -> float:
+    """About how many digits ``chain[0] ^ chain[1] ^ ...`` has (read right to left), worked out
+    in logarithms so that nothing large is ever computed (inf when an exponent alone is past
+    any float)."""
+    exponent = chain[-1]
+    for level in range(len(chain) - 2, -1, -1):
+        base = chain[level]
+        if base <= 1:  # 0 or 1 or a fraction of 1, whatever the exponent
+            exponent = base**exponent
+            continue
+        digits = exponent * math.log10(base)
+        if level == 0:
+            return digits + 1
+        if digits > 300:
+            return math.inf
+        exponent = 10**digits
+    return math.log10(exponent) + 1 if exponent >= 1 else 1.0
 
 
 def _prepare(text: str) -> str:

@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from pedagogy import bounded  # noqa: E402
+from tutor.dialogues.flood_gate import FloodGate  # noqa: E402
 from tutor.dialogues.routing import websocket_urlpatterns  # noqa: E402
 from tutor.reviews.routing import websocket_urlpatterns as review_websocket_urlpatterns  # noqa: E402
 
@@ -22,8 +23,11 @@ bounded.start()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # A browser paused for flooding is refused before its session is read (flood_gate.py).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns + review_websocket_urlpatterns))
+            FloodGate(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns + review_websocket_urlpatterns))
+            )
         ),
     }
 )

@@ -208,6 +208,54 @@ async def test_a_flooding_socket_is_closed_and_its_student_paused(
     assert attempts == 1
 
 
+async def test_a_paused_browser_is_refused_at_the_handshake_before_any_database_work(
+    student, tutoring_session, settings, session_cookie, monkeypatch
+):
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from tutor.asgi import application
+
+    settings.TUTOR_RATE_ANSWERS_PER_MINUTE = 1
+    settings.TUTOR_FLOOD_REFUSALS = 2
+    settings.TUTOR_FLOOD_COOLDOWN_SECONDS = 2
+    cookie = await sync_to_async(session_cookie)(student)
+    headers = [
+        (b"origin", b"http://testserver"),
+        (b"host", b"testserver"),
+        (b"cookie", f"sessionid={cookie}".encode()),
+    ]
+
+    def socket():
+        path = f"/ws/sessions/{tutoring_session.pk}/"
+        return WebsocketCommunicator(application, path, headers=headers)
+
+    flooder = socket()
+    assert (await flooder.connect(timeout=5))[0]
+    assert (await flooder.receive_json_from(timeout=5))["type"] == "session"
+    for guess in range(4):
+        await flooder.send_json_to({"type": "answer", "answer": str(guess)})
+    codes = []
+    while not codes or codes[-1] != "flooding":
+        codes.append((await flooder.receive_json_from(timeout=5)).get("code"))
+    assert codes == [None, "rate_limited", "rate_limited", "rate_limited", "flooding"]
+    assert (await flooder.receive_output(timeout=5))["code"] == 4429
+    # The same browser, reconnecting at once, is refused with the pause's own code, and its
+    # session is never read from the database.
+    loads = []
+    real_load = SessionStore.load
+    monkeypatch.setattr(SessionStore, "load", lambda store: loads.append(1) or real_load(store))
+    again = socket()
+    assert (await again.connect(timeout=5)) == (False, 4429)
+    assert loads == []
+    await asyncio.sleep(2.2)
+    back = socket()
+    assert (await back.connect(timeout=5))[0]
+    assert (await back.receive_json_from(timeout=5))["type"] == "session"
+    assert loads  # the gate only stands in front while the pause lasts
+    await back.disconnect()
+
+
 async def test_a_costly_answer_gets_a_clear_error_and_others_keep_their_pings(
     connect, student, make_user, problem
 ):
@@ -217,7 +265,7 @@ async def test_a_costly_answer_gets_a_clear_error_and_others_keep_their_pings(
     hostile = await opened(connect, mine, student)
     bystander = await opened(connect, theirs, other)
 
-    await hostile.send_json_to({"type": "answer", "answer": "9^9^9"})
+    await hostile.send_json_to({"type": "answer", "answer": "(10^10)^(10^10)"})
     gaps = []
     for _ in range(5):
         sent = time.monotonic()

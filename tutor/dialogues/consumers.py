@@ -37,6 +37,7 @@ from tutor import limits
 from tutor.reviews.services import notify_flag_async
 
 from . import intake, services
+from .flood_gate import CLOSE_FLOODING, hold_browser
 from .frames import FrameError, clean_text, parse_frame, parse_student_message
 from .models import TutoringSession
 
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
-CLOSE_FLOODING = 4429
 # Refusals that count toward closing a flooding socket (settings.TUTOR_FLOOD_REFUSALS).
 REFUSAL_CODES = frozenset({"rate_limited", "busy", "uncheckable", "too_many_attempts"})
 FLOODING = (
@@ -184,7 +184,9 @@ class TutorConsumer(AsyncWebsocketConsumer):
         except FrameError as exc:
             await self.send_json(exc.as_frame())
             if exc.code in REFUSAL_CODES and self._flooding():
-                await hold("flood", self.scope["user"].pk, settings.TUTOR_FLOOD_COOLDOWN_SECONDS)
+                seconds = settings.TUTOR_FLOOD_COOLDOWN_SECONDS
+                await hold("flood", self.scope["user"].pk, seconds)
+                await sync_to_async(hold_browser, thread_sensitive=False)(self.scope, seconds)
                 logger.warning(
                     "closing a flooding socket of user %s on session %s",
                     self.scope["user"].pk,
