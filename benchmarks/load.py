@@ -253,6 +253,7 @@ class Sockets:
             say(
                 f"{label}: {opened}/{len(pairs)} open, "
                 f"{len(sockets) - opened} failed, fds {len(os.listdir('/proc/self/fd'))}"
+                + (f" {self.connect_errors}" if opened < len(sockets) else "")
             )
         return sockets
 
@@ -368,6 +369,8 @@ async def chat_phase(
     say(f"{label}: {len(tasks)} students send at once")
     started = time.perf_counter()
     go.set()
+    if not tasks:
+        raise RuntimeError(f"{label}: no socket could be opened to chat on")
     _done, pending = await asyncio.wait(tasks, timeout=max(1.0, deadline - time.monotonic()))
     wall = time.perf_counter() - started
     for task in pending:
